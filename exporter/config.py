@@ -1,0 +1,330 @@
+"""The config file (SPEC §2): YAML, ${VAR} expansion, *_file secrets, strict keys."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_LISTEN_ADDRESS = "0.0.0.0:9841"
+ENV_CONFIG = "CONNECTOR_EXPORTER_CONFIG"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """`30s`, `5m`, `1h`, `1.5h` or a plain number of seconds, to seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m, 1h or a number of seconds")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    else:
+        raise ValueError("expected a duration such as 30s, 5m, 1h or a number of seconds")
+    if seconds <= 0:
+        raise ValueError("must be greater than zero")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def parse_listen_address(value: str) -> tuple[str, int]:
+    """`HOST:PORT` (HOST may be empty or a bracketed IPv6 address) to (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("expected HOST:PORT, e.g. 0.0.0.0:9841")
+    host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - an exporter listens on all interfaces by default
+    return host, int(port)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AccountBase(_Strict):
+    """Keys every account accepts, whatever its vendor."""
+
+    # Keys holding secrets: each also accepts `<key>_file`, and they never reach logs or errors.
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    base_url: str
+    poll_interval: Duration | None = None
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _check_patterns(cls, value: list[str]) -> list[str]:
+        for i, pattern in enumerate(value):
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"item {i}: invalid regular expression: {err}") from None
+        return value
+
+    def keeps(self, name: str) -> bool:
+        """Whether a connector of this name passes the include/exclude filters (SPEC §2)."""
+        if self.include and not any(re.search(p, name) for p in self.include):
+            return False
+        return not any(re.search(p, name) for p in self.exclude)
+
+    def secret_values(self) -> list[str]:
+        """Every secret of this account in clear, so that logs and errors can redact them."""
+        out = []
+        for field in self.SECRET_FIELDS:
+            value = getattr(self, field, None)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                out.append(value.get_secret_value())
+        return out
+
+
+class FivetranAccount(AccountBase):
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("api_key", "api_secret")
+
+    vendor: Literal["fivetran"]
+    api_key: SecretStr
+    api_secret: SecretStr
+    base_url: str = "https://api.fivetran.com"
+    endpoint: Literal["connections", "connectors"] = "connections"
+
+
+class BindbeeAccount(AccountBase):
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("token",)
+
+    vendor: Literal["bindbee"]
+    token: SecretStr
+    base_url: str = "https://api.bindbee.dev"
+    categories: Annotated[list[Literal["hris", "ats", "lms"]], Field(min_length=1)] = Field(
+        default_factory=lambda: ["hris", "ats", "lms"]
+    )
+
+    @field_validator("categories")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
+Account = Annotated[
+    FivetranAccount | BindbeeAccount,
+    Field(discriminator="vendor"),
+]
+ACCOUNT_MODELS: dict[str, type[AccountBase]] = {
+    "fivetran": FivetranAccount,
+    "bindbee": BindbeeAccount,
+}
+
+
+class Config(_Strict):
+    listen_address: str = DEFAULT_LISTEN_ADDRESS
+    poll_interval: Duration = 300.0
+    poll_timeout: Duration = 120.0
+    request_timeout: Duration = 30.0
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 3
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console", "auto"] = "auto"
+    accounts: Annotated[list[Account], Field(min_length=1)]
+
+    @field_validator("listen_address")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        parse_listen_address(value)
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        seen: set[tuple[str, str]] = set()
+        for i, account in enumerate(self.accounts):
+            key = (account.vendor, account.name)
+            if key in seen:
+                raise _AtPath(
+                    f"accounts[{i}].name",
+                    f"duplicate account name {account.name!r} for vendor {account.vendor}",
+                )
+            seen.add(key)
+        return self
+
+    def interval_of(self, account: AccountBase) -> float:
+        return account.poll_interval or self.poll_interval
+
+
+class _AtPath(ValueError):
+    """A model-level problem that belongs to one key path."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a config file: where, and what (never the offending value)."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(Exception):
+    """The config file is invalid; `problems` lists every reason."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _expand_env(node: Any, path: str, env: Mapping[str, str], problems: list[Problem]) -> Any:
+    if isinstance(node, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                problems.append(Problem(path, f"environment variable {name} is not set"))
+                return ""
+            return env[name]
+
+        return _ENV_REF.sub(sub, node)
+    if isinstance(node, dict):
+        return {k: _expand_env(v, _join(path, str(k)), env, problems) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_env(v, _join(path, i), env, problems) for i, v in enumerate(node)]
+    return node
+
+
+def _read_secret_files(raw: Any, problems: list[Problem], base_dir: Path) -> None:
+    """Replace every `<secret>_file: PATH` of an account by `<secret>: <file contents>`."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("accounts"), list):
+        return
+    for i, account in enumerate(raw["accounts"]):
+        if not isinstance(account, dict):
+            continue
+        model = ACCOUNT_MODELS.get(str(account.get("vendor")))
+        if model is None:
+            continue
+        for field in model.SECRET_FIELDS:
+            key = f"{field}_file"
+            if key not in account:
+                continue
+            where = f"accounts[{i}].{key}"
+            file_value = account.pop(key)
+            if field in account:
+                problems.append(Problem(where, f"give either {field} or {key}, not both"))
+                continue
+            if not isinstance(file_value, str) or not file_value:
+                problems.append(Problem(where, "expected a file path"))
+                continue
+            path = Path(file_value)
+            if not path.is_absolute():
+                path = base_dir / path
+            try:
+                account[field] = path.read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as err:
+                reason = err.strerror if isinstance(err, OSError) and err.strerror else "unreadable"
+                problems.append(Problem(where, f"cannot read {file_value}: {reason}"))
+
+
+def _loc_to_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    parts = list(loc)
+    # Discriminated unions put the tag (e.g. "fivetran") after the list index; users never
+    # wrote that key, so it is dropped from the path they see.
+    if len(parts) >= 3 and parts[0] == "accounts" and parts[2] in ACCOUNT_MODELS:
+        del parts[2]
+    for part in parts:
+        path = _join(path, part)
+    return path
+
+
+def _problems_from(err: ValidationError) -> Iterator[Problem]:
+    for e in err.errors(include_input=False, include_url=False):
+        ctx_error = (e.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, _AtPath):
+            yield Problem(ctx_error.path, ctx_error.message)
+            continue
+        message = str(e["msg"]).removeprefix("Value error, ")
+        if e["type"] == "union_tag_invalid":
+            message = "unknown vendor; expected one of: " + ", ".join(ACCOUNT_MODELS)
+        elif e["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif e["type"] == "missing":
+            message = "required key is missing"
+        yield Problem(_loc_to_path(e["loc"]), message)
+
+
+def parse_config(
+    text: str, *, env: Mapping[str, str] | None = None, base_dir: Path | None = None
+) -> Config:
+    """Parse and validate config text; raises ConfigError listing every problem."""
+    env = os.environ if env is None else env
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise ConfigError([Problem(where, f"invalid YAML: {problem}")]) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([Problem("", "the config file must be a YAML mapping")])
+    problems: list[Problem] = []
+    raw = _expand_env(raw, "", env, problems)
+    _read_secret_files(raw, problems, base_dir or Path.cwd())
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as err:
+        problems.extend(_problems_from(err))
+        config = None
+    if problems or config is None:
+        raise ConfigError(problems)
+    return config
+
+
+def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
+    """Read, expand and validate the config file at `path`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else "unreadable"
+        raise ConfigError([Problem("", f"cannot read config file {path}: {reason}")]) from None
+    return parse_config(text, env=env, base_dir=path.parent)

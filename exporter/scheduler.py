@@ -1,0 +1,235 @@
+"""Polling: one runner per account, scheduled by APScheduler; snapshots swapped in whole."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from exporter.config import AccountBase, Config
+from exporter.errors import PollTimeout, VendorError
+from exporter.model import CatalogEntry, Connector, PollResult, Snapshot
+from exporter.vendors import ADAPTERS
+from exporter.vendors.base import ApiClient, ClientSettings, PollStats
+
+log = structlog.get_logger("exporter.poll")
+
+# Spread polls of many accounts so that they do not hit vendors (or our CPU) in lockstep.
+JITTER_FRACTION = 0.1
+JITTER_CAP_SECONDS = 30.0
+
+
+@dataclass
+class AccountStatus:
+    """What the collector and the landing page know of one account; owned by its runner."""
+
+    vendor: str
+    account: str
+    interval: float
+    snapshot: Snapshot | None = None
+    polls_total: int = 0
+    failures_total: int = 0
+    last_ok: bool | None = None
+    last_poll_end: float | None = None
+    last_success_end: float | None = None
+    last_duration: float | None = None
+    last_error: str = ""
+    next_poll: float | None = None
+    requests: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def key(self) -> str:
+        return f"{self.vendor}/{self.account}"
+
+
+def build_snapshot(
+    account: AccountBase, vendor_states: Any, result: PollResult, taken_at: float
+) -> tuple[Snapshot, int]:
+    """The snapshot of a successful poll: filtered, de-duplicated, sorted so series never churn.
+
+    Returns the snapshot and how many duplicate connector ids were dropped.
+    """
+    by_id: dict[str, Connector] = {}
+    duplicates = 0
+    for connector in result.connectors:
+        if connector.connector_id in by_id:
+            duplicates += 1  # vendors' pages can shift under us; keep the first we saw
+            continue
+        if account.keeps(connector.name):
+            by_id[connector.connector_id] = connector
+    catalog: dict[str, CatalogEntry] = {}
+    for entry in result.catalog:
+        catalog.setdefault(entry.connector_id, entry)
+    snapshot = Snapshot(
+        vendor=account.vendor,  # type: ignore[attr-defined]
+        account=account.name,
+        states=vendor_states,
+        connectors=tuple(by_id[k] for k in sorted(by_id)),
+        catalog=tuple(catalog[k] for k in sorted(catalog)),
+        taken_at=taken_at,
+    )
+    return snapshot, duplicates
+
+
+class AccountRunner:
+    """Polls one account: I/O through its adapter, then an atomic swap of its snapshot."""
+
+    def __init__(
+        self,
+        account: AccountBase,
+        config: Config,
+        *,
+        settings: ClientSettings | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        vendor: str = account.vendor  # type: ignore[attr-defined]
+        self.account = account
+        self.poll_timeout = config.poll_timeout
+        self.clock = clock
+        self.status = AccountStatus(vendor, account.name, config.interval_of(account))
+        adapter_cls = ADAPTERS[vendor]
+        self.api = ApiClient(
+            base_url=account.base_url,
+            headers=adapter_cls.headers(account),
+            secrets=account.secret_values(),
+            settings=settings
+            or ClientSettings(
+                request_timeout=config.request_timeout, max_retries=config.max_retries
+            ),
+            on_response=self._count_response,
+        )
+        self.adapter = adapter_cls(account, self.api)
+        self._lock = asyncio.Lock()
+
+    def _count_response(self, code: str) -> None:
+        self.status.requests[code] += 1
+
+    async def poll(self) -> bool:
+        """Run one poll; never raises except on cancellation. Returns whether it succeeded."""
+        # APScheduler's max_instances=1 already prevents overlap; the lock also covers polls
+        # started by hand (tests, the first poll at start-up).
+        async with self._lock:
+            return await self._poll()
+
+    async def _poll(self) -> bool:
+        status = self.status
+        stats = self.api.stats = PollStats()
+        started = time.monotonic()
+        error: VendorError | None = None
+        result: PollResult | None = None
+        try:
+            async with asyncio.timeout(self.poll_timeout):
+                result = await self.adapter.poll()
+        except TimeoutError:
+            error = PollTimeout(f"poll did not finish within {self.poll_timeout:g}s")
+        except VendorError as err:
+            error = err
+        except Exception as err:  # a bug must fail this poll, never the daemon
+            error = VendorError(self.api.redact(f"unexpected {type(err).__name__}: {err}"))
+            log.exception(
+                "poll_crashed", vendor=status.vendor, account=status.account, exc_info=False
+            )
+        duration = time.monotonic() - started
+        now = self.clock()
+        status.polls_total += 1
+        status.last_duration = duration
+        status.last_poll_end = now
+        duplicates = 0
+        if result is not None:
+            snapshot, duplicates = build_snapshot(
+                self.account, self.adapter.states, result, taken_at=now
+            )
+            status.snapshot = snapshot
+            status.last_ok = True
+            status.last_success_end = now
+            status.last_error = ""
+        else:
+            status.failures_total += 1
+            status.last_ok = False
+            status.last_error = str(error)
+        fields: dict[str, Any] = {
+            "vendor": status.vendor,
+            "account": status.account,
+            "outcome": "success" if error is None else "failure",
+            "connectors": len(status.snapshot.connectors) if status.snapshot else 0,
+            "pages": stats.pages,
+            "requests": stats.requests,
+            "duration_seconds": round(duration, 3),
+        }
+        if duplicates:
+            fields["duplicates_dropped"] = duplicates
+        if error is None:
+            log.info("poll", **fields)
+        else:
+            log.warning("poll", **fields, reason=error.reason, error=str(error))
+        return error is None
+
+    async def aclose(self) -> None:
+        await self.api.aclose()
+
+
+class Scheduler:
+    """One APScheduler interval job per account; the first poll runs at start."""
+
+    def __init__(self, runners: Iterable[AccountRunner]) -> None:
+        self.runners = list(runners)
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def start(self) -> None:
+        now = datetime.now(UTC)
+        for runner in self.runners:
+            interval = runner.status.interval
+            self._scheduler.add_job(
+                self._run,
+                "interval",
+                args=[runner],
+                seconds=interval,
+                jitter=min(interval * JITTER_FRACTION, JITTER_CAP_SECONDS),
+                next_run_time=now,
+                id=runner.status.key,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=max(1, int(interval)),
+            )
+            runner.status.next_poll = now.timestamp()
+        self._scheduler.start()
+
+    async def _run(self, runner: AccountRunner) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await runner.poll()
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+            job = self._scheduler.get_job(runner.status.key)
+            next_run = getattr(job, "next_run_time", None) if job else None
+            runner.status.next_poll = next_run.timestamp() if next_run else None
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
+
+    def ready(self) -> bool:
+        """Every account has finished its first poll, successfully or not."""
+        return all(r.status.last_ok is not None for r in self.runners)
+
+    async def shutdown(self, timeout: float = 3.0) -> None:
+        """Stop scheduling, cancel in-flight polls, close the HTTP clients."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+        await asyncio.gather(*(r.aclose() for r in self.runners), return_exceptions=True)

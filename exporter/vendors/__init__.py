@@ -1,0 +1,13 @@
+"""Vendor adapters, one module each; adding a vendor means adding it here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exporter.vendors.base import Adapter
+from exporter.vendors.bindbee import BindbeeAdapter
+from exporter.vendors.fivetran import FivetranAdapter
+
+ADAPTERS: dict[str, type[Adapter[Any]]] = {
+    adapter.vendor: adapter for adapter in (FivetranAdapter, BindbeeAdapter)
+}
