@@ -230,10 +230,15 @@ def _expand_env(node: Any, path: str, env: Mapping[str, str], problems: list[Pro
     return node
 
 
-def _read_secret_files(raw: Any, problems: list[Problem], base_dir: Path) -> None:
-    """Replace every `<secret>_file: PATH` of an account by `<secret>: <file contents>`."""
+def _read_secret_files(raw: Any, problems: list[Problem], base_dir: Path) -> set[str]:
+    """Replace every `<secret>_file: PATH` of an account by `<secret>: <file contents>`.
+
+    Returns the paths of the secrets whose file could not be read, whose absence is then not
+    reported a second time as a missing key.
+    """
+    failed: set[str] = set()
     if not isinstance(raw, dict) or not isinstance(raw.get("accounts"), list):
-        return
+        return failed
     for i, account in enumerate(raw["accounts"]):
         if not isinstance(account, dict):
             continue
@@ -249,6 +254,7 @@ def _read_secret_files(raw: Any, problems: list[Problem], base_dir: Path) -> Non
             if field in account:
                 problems.append(Problem(where, f"give either {field} or {key}, not both"))
                 continue
+            failed.add(f"accounts[{i}].{field}")
             if not isinstance(file_value, str) or not file_value:
                 problems.append(Problem(where, "expected a file path"))
                 continue
@@ -260,6 +266,9 @@ def _read_secret_files(raw: Any, problems: list[Problem], base_dir: Path) -> Non
             except (OSError, UnicodeDecodeError) as err:
                 reason = err.strerror if isinstance(err, OSError) and err.strerror else "unreadable"
                 problems.append(Problem(where, f"cannot read {file_value}: {reason}"))
+            else:
+                failed.discard(f"accounts[{i}].{field}")
+    return failed
 
 
 def _loc_to_path(loc: tuple[int | str, ...]) -> str:
@@ -308,11 +317,11 @@ def parse_config(
         raise ConfigError([Problem("", "the config file must be a YAML mapping")])
     problems: list[Problem] = []
     raw = _expand_env(raw, "", env, problems)
-    _read_secret_files(raw, problems, base_dir or Path.cwd())
+    unreadable = _read_secret_files(raw, problems, base_dir or Path.cwd())
     try:
         config = Config.model_validate(raw)
     except ValidationError as err:
-        problems.extend(_problems_from(err))
+        problems.extend(p for p in _problems_from(err) if p.path not in unreadable)
         config = None
     if problems or config is None:
         raise ConfigError(problems)

@@ -1,0 +1,87 @@
+"""`connector-exporter demo`: the simulators, the daemon against them, and a fleet that moves."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from exporter.config import Config
+from exporter.daemon import Daemon
+from exporter.simulator import Simulator
+
+log = structlog.get_logger("exporter.demo")
+
+DEMO_POLL_INTERVAL = "10s"
+STORY_STEP_SECONDS = 30.0
+
+# What happens to the demo fleet, one step every STORY_STEP_SECONDS, then round again:
+# (vendor, field, value identifying the connector, health to put it in).
+STORY: tuple[tuple[str, str, str, str], ...] = (
+    ("fivetran", "id", "ft_orders", "broken"),
+    ("bindbee", "integration_slug", "bamboohr", "relink_needed"),
+    ("fivetran", "id", "ft_orders", "healthy"),
+    ("fivetran", "id", "ft_crm", "failing"),
+    ("bindbee", "integration_slug", "bamboohr", "healthy"),
+    ("fivetran", "id", "ft_crm", "healthy"),
+)
+
+
+async def play_story(
+    sim: Simulator, step: float = STORY_STEP_SECONDS, clock: Callable[[], float] = time.time
+) -> None:
+    """Walk the fleet through STORY forever, so that /metrics visibly moves."""
+    while True:
+        for vendor, key, value, health in STORY:
+            await asyncio.sleep(step)
+            vsim = sim.vendors[vendor]
+            for connector in vsim.connectors.values():
+                if connector.get(key) == value:
+                    vsim.set_health(connector, health, clock())
+                    log.info("demo_story", vendor=vendor, connector=value, health=health)
+                    break
+
+
+def demo_config(sim: Simulator, listen_address: str) -> Config:
+    raw: dict[str, Any] = {
+        "listen_address": listen_address,
+        "poll_interval": DEMO_POLL_INTERVAL,
+        "accounts": sim.accounts(),
+    }
+    return Config.model_validate(raw)
+
+
+async def run_demo(listen_address: str, print_: Callable[[str], None] = print) -> None:
+    sim = Simulator()
+    await sim.start()
+    daemon = Daemon(demo_config(sim, listen_address))
+    story = asyncio.create_task(play_story(sim))
+    stop = asyncio.Event()
+    serve = asyncio.create_task(daemon.serve(stop))
+    try:
+        for _ in range(100):
+            if daemon.port or serve.done():
+                break
+            await asyncio.sleep(0.05)
+        if serve.done():
+            await serve  # re-raises why the daemon could not start
+        base = f"http://localhost:{daemon.port}"
+        print_(
+            "\nconnector-exporter demo is running (Ctrl-C to stop)\n"
+            f"  status page:  {base}/\n"
+            f"  metrics:      {base}/metrics\n"
+            f"  simulators:   http://127.0.0.1:{sim.port}/<vendor>  "
+            f"(vendors: {', '.join(sim.vendors)})\n"
+            f"  try:          curl -s {base}/metrics | grep 'connector_health{{' | grep ' 1$'\n"
+            f"  every {STORY_STEP_SECONDS:.0f}s a connector breaks, needs relinking or recovers;"
+            f" polls run every {DEMO_POLL_INTERVAL}.\n",
+        )
+        await serve
+    finally:
+        story.cancel()
+        stop.set()
+        await asyncio.gather(story, serve, return_exceptions=True)
+        await sim.stop()

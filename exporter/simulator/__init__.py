@@ -1,0 +1,141 @@
+"""Built-in vendor simulators: real HTTP servers on 127.0.0.1 following the seed documents.
+
+Every vendor API lives under `/<vendor>` (its `base_url`), and a control API under
+`/_control` lets tests and the demo change the fleet and inject faults:
+
+- `GET /_control/{vendor}/connectors`: the vendor objects as served
+- `POST /_control/{vendor}/connectors/{id}/health` `{"health": "broken"}`
+- `PATCH /_control/{vendor}/connectors/{id}` (a JSON object merged in), `DELETE` (removes it)
+- `POST /_control/{vendor}/faults` `{"mode": "error", "count": 2, "status": 503,
+  "retry_after": "1", "delay": 5}`; `DELETE /_control/{vendor}/faults`
+- `POST /_control/reset`: the initial fleets, no faults
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from exporter.simulator import bindbee, fivetran
+from exporter.simulator.base import FAULT_MODES, Fault, VendorSim, deep_merge
+
+SIMULATORS: tuple[type[VendorSim], ...] = (fivetran.FivetranSim, bindbee.BindbeeSim)
+
+
+class Simulator:
+    """All vendor simulators behind one aiohttp server."""
+
+    def __init__(self, sizes: Mapping[str, int] | None = None) -> None:
+        sizes = sizes or {}
+        self.vendors: dict[str, VendorSim] = {
+            cls.name: cls(sizes.get(cls.name)) for cls in SIMULATORS
+        }
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=1024 * 1024)
+        for name, sim in self.vendors.items():
+            sim.add_routes(app, f"/{name}")
+        app.router.add_get("/_control/{vendor}/connectors", self._list)
+        app.router.add_post("/_control/{vendor}/connectors/{id}/health", self._health)
+        app.router.add_patch("/_control/{vendor}/connectors/{id}", self._patch)
+        app.router.add_delete("/_control/{vendor}/connectors/{id}", self._delete)
+        app.router.add_post("/_control/{vendor}/faults", self._set_fault)
+        app.router.add_delete("/_control/{vendor}/faults", self._clear_fault)
+        app.router.add_post("/_control/reset", self._reset)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        await site.start()
+        server: Any = site._server  # aiohttp exposes no public accessor for the bound port
+        self.port = server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def url(self, vendor: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{vendor}"
+
+    def accounts(self) -> list[dict[str, Any]]:
+        """Exporter config accounts that poll these simulators with their credentials."""
+        return [
+            {
+                "vendor": "fivetran",
+                "name": "demo",
+                "api_key": fivetran.API_KEY,
+                "api_secret": fivetran.API_SECRET,
+                "base_url": self.url("fivetran"),
+            },
+            {
+                "vendor": "bindbee",
+                "name": "demo",
+                "token": bindbee.TOKEN,
+                "base_url": self.url("bindbee"),
+            },
+        ]
+
+    # --- control API ------------------------------------------------------------------
+    def _vendor(self, request: web.Request) -> VendorSim:
+        sim = self.vendors.get(request.match_info["vendor"])
+        if sim is None:
+            raise web.HTTPNotFound(text="unknown vendor")
+        return sim
+
+    def _connector(self, request: web.Request) -> tuple[VendorSim, dict[str, Any]]:
+        sim = self._vendor(request)
+        connector = sim.connectors.get(request.match_info["id"])
+        if connector is None:
+            raise web.HTTPNotFound(text="unknown connector")
+        return sim, connector
+
+    async def _list(self, request: web.Request) -> web.Response:
+        return web.json_response(list(self._vendor(request).connectors.values()))
+
+    async def _health(self, request: web.Request) -> web.Response:
+        sim, connector = self._connector(request)
+        body = await request.json()
+        health = body.get("health") if isinstance(body, dict) else None
+        if health not in sim.healths:
+            raise web.HTTPBadRequest(text=f"{sim.name} can express: {', '.join(sim.healths)}")
+        sim.set_health(connector, health, time.time())
+        return web.json_response(connector)
+
+    async def _patch(self, request: web.Request) -> web.Response:
+        _, connector = self._connector(request)
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise web.HTTPBadRequest(text="expected a JSON object")
+        deep_merge(connector, body)
+        return web.json_response(connector)
+
+    async def _delete(self, request: web.Request) -> web.Response:
+        sim, connector = self._connector(request)
+        del sim.connectors[connector["id"]]
+        return web.Response(status=204)
+
+    async def _set_fault(self, request: web.Request) -> web.Response:
+        sim = self._vendor(request)
+        body = await request.json()
+        if not isinstance(body, dict) or body.get("mode") not in FAULT_MODES:
+            raise web.HTTPBadRequest(text=f"mode must be one of: {', '.join(FAULT_MODES)}")
+        fields = {k: body[k] for k in ("count", "status", "retry_after", "delay") if k in body}
+        sim.fault = Fault(mode=body["mode"], **fields)
+        return web.json_response({"mode": sim.fault.mode, "count": sim.fault.count})
+
+    async def _clear_fault(self, request: web.Request) -> web.Response:
+        self._vendor(request).fault = None
+        return web.Response(status=204)
+
+    async def _reset(self, _: web.Request) -> web.Response:
+        for sim in self.vendors.values():
+            sim.reset()
+        return web.Response(status=204)

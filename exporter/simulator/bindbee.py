@@ -1,0 +1,135 @@
+"""Fake Bindbee API following seeds/bindbee-list-connectors.txt (HRIS, ATS, LMS)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+from exporter.simulator.base import VendorSim, int_param, iso, json_body
+
+TOKEN = "sim-token"
+MAX_PAGE_SIZE = 200
+DEFAULT_PAGE_SIZE = 50
+CATEGORIES = ("hris", "ats", "lms")
+HOUR = 3600.0
+_NS = uuid.UUID("0b1e5a6e-3c52-4a4e-9a39-6a1f2b7c5d10")
+
+
+def connector(
+    slug: str, category: str, now: float, end_user: str = "Acme Corp.", **overrides: Any
+) -> dict[str, Any]:
+    """A connector object shaped like the seed's ConnectorResponse, healthy unless overridden."""
+    item: dict[str, Any] = {
+        "id": str(uuid.uuid5(_NS, f"{category}/{slug}/{end_user}")),
+        "is_active": True,
+        "status": "COMPLETE",
+        "integration_slug": slug,
+        "end_user": end_user,
+        "origin_id": "user_" + end_user.split()[0].lower(),
+        "sync_status": "Done",
+        "last_sync_start_time": iso(now - 2 * HOUR),
+        "next_sync_start_time": iso(now + 22 * HOUR),
+        # A real token per connector: the exporter must never read, log or expose it.
+        "connector_token": "sim-connector-token-" + slug,
+        "category": category.upper(),
+        "relink_needed_at": None,
+        "is_test_connector": False,
+        "completed_at": iso(now - 30 * 24 * HOUR),
+        "created_at": iso(now - 31 * 24 * HOUR),
+    }
+    item.update(overrides)
+    return item
+
+
+def curated(now: float) -> list[dict[str, Any]]:
+    """Every state of SPEC §5's bindbee row."""
+    return [
+        connector("bamboohr", "hris", now),
+        connector("workday", "hris", now, end_user="Globex", sync_status="Syncing"),
+        connector(
+            "ukg-pro",
+            "hris",
+            now,
+            end_user="Initech",
+            status="RELINK_NEEDED",
+            relink_needed_at=iso(now - 3 * HOUR),
+        ),
+        connector(
+            "gusto",
+            "hris",
+            now,
+            end_user="Umbrella",
+            status="INCOMPLETE",
+            sync_status=None,
+            last_sync_start_time=None,
+            next_sync_start_time=None,
+            completed_at=None,
+        ),
+        connector("rippling", "hris", now, end_user="Hooli", sync_status="Failed"),
+        connector("hibob", "hris", now, end_user="Stark", is_active=False),
+        connector("greenhouse", "ats", now),
+        connector("lever", "ats", now, end_user="Globex", status="PENDING_REVIEW"),
+        connector("docebo", "lms", now),
+    ]
+
+
+class BindbeeSim(VendorSim):
+    name = "bindbee"
+    healths: ClassVar[tuple[str, ...]] = (
+        "healthy", "failing", "relink_needed", "incomplete", "paused",
+    )
+
+    def fleet(self, now: float, size: int | None) -> list[dict[str, Any]]:
+        if size is None:
+            return curated(now)
+        return [
+            connector(f"app-{i:06d}", CATEGORIES[i % 3], now, end_user=f"Customer {i}")
+            for i in range(size)
+        ]
+
+    def set_health(self, c: dict[str, Any], health: str, now: float) -> None:
+        c.update(is_active=health != "paused", status="COMPLETE", sync_status="Done")
+        c["relink_needed_at"] = None
+        if health == "relink_needed":
+            c.update(status="RELINK_NEEDED", relink_needed_at=iso(now))
+        elif health == "incomplete":
+            c["status"] = "INCOMPLETE"
+        elif health == "failing":
+            c["sync_status"] = "Failed"
+
+    def authorized(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {TOKEN}"
+
+    def unauthorized(self) -> web.Response:
+        return web.json_response({"detail": "Invalid or expired token"}, status=401)
+
+    def add_routes(self, app: web.Application, prefix: str) -> None:
+        app.router.add_get(prefix + "/api/{category}/v1/connectors", self._list)
+
+    async def _list(self, request: web.Request) -> web.Response:
+        category = request.match_info["category"]
+        if category not in CATEGORIES:
+            return web.json_response({"detail": "Not Found"}, status=404)
+        response, fault = await self.guard(request)
+        if response is not None:
+            return response
+        size = int_param(request, "page_size", DEFAULT_PAGE_SIZE)
+        if size is None or not 1 <= size <= MAX_PAGE_SIZE:
+            return web.json_response(
+                {
+                    "detail": [
+                        {
+                            "loc": ["query", "page_size"],
+                            "msg": "Input should be less than or equal to 200",
+                            "type": "less_than_equal",
+                        }
+                    ]
+                },
+                status=422,
+            )
+        # Each category is its own listing, paged independently.
+        listing = [c for c in self.connectors.values() if c.get("category") == category.upper()]
+        items, cursor = self.page(listing, request.query.get("cursor"), size, fault)
+        return json_body({"cursor": cursor, "page_size": len(items), "items": items})

@@ -1,0 +1,217 @@
+"""Fake Fivetran API following seeds/fivetran-list-connectors.txt."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+from exporter.simulator.base import VendorSim, int_param, iso, json_body
+
+API_KEY = "sim-key"
+API_SECRET = "sim-secret"
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+HOUR = 3600.0
+
+
+def connection(cid: str, now: float, **overrides: Any) -> dict[str, Any]:
+    """A connection object shaped like the seed, healthy unless overridden."""
+    status = {
+        "tasks": [],
+        "warnings": [],
+        "schema_status": "ready",
+        "update_state": "on_schedule",
+        "setup_state": "connected",
+        "sync_state": "scheduled",
+        "is_historical_sync": False,
+        "rescheduled_for": None,
+    }
+    status.update(overrides.pop("status", {}))
+    item: dict[str, Any] = {
+        "id": cid,
+        "service": "postgres",
+        "schema": cid.replace("ft_", ""),
+        "paused": False,
+        "status": status,
+        "config": {"host": "db.internal", "port": 5432},
+        "daily_sync_time": "14:00",
+        "succeeded_at": iso(now - 0.5 * HOUR),
+        "sync_frequency": 360,
+        "group_id": "warehouse_prod",
+        "connected_by": "user_sim",
+        "setup_tests": [{"title": "Connection", "status": "PASSED", "message": "", "details": ""}],
+        "source_sync_details": {},
+        "service_version": 1,
+        "created_at": iso(now - 90 * 24 * HOUR),
+        "failed_at": iso(now - 72 * HOUR),
+        "networking_method": "Directly",
+        "pause_after_trial": False,
+        "data_delay_threshold": 0,
+        "data_delay_sensitivity": "NORMAL",
+        "schedule_type": "auto",
+        # Fields a real response carries that the exporter must never expose.
+        "connect_card": {"token": "eyJ0eXAiOiJKV1QiLCJhbGciOi.sim", "uri": "https://example.invalid"},
+    }
+    item.update(overrides)
+    return item
+
+
+def curated(now: float) -> list[dict[str, Any]]:
+    """Every state of SPEC §5's fivetran row, one connector each."""
+    return [
+        connection("ft_orders", now, service="postgres"),
+        connection("ft_crm", now, service="salesforce", status={"sync_state": "syncing"}),
+        connection(
+            "ft_legacy", now, service="mysql", paused=True, status={"sync_state": "paused"}
+        ),
+        connection(
+            "ft_billing",
+            now,
+            service="stripe",
+            status={"setup_state": "broken"},
+            failed_at=iso(now - 0.2 * HOUR),
+            succeeded_at=iso(now - 30 * HOUR),
+        ),
+        connection(
+            "ft_onboarding",
+            now,
+            service="hubspot",
+            status={"setup_state": "incomplete"},
+            succeeded_at=None,
+            failed_at=None,
+        ),
+        connection(
+            "ft_events",
+            now,
+            service="segment",
+            failed_at=iso(now - 0.1 * HOUR),
+            succeeded_at=iso(now - 5 * HOUR),
+        ),
+        connection(
+            "ft_ads", now, service="google_ads", status={"update_state": "delayed"}
+        ),
+        connection(
+            "ft_marketing",
+            now,
+            service="marketo",
+            status={"sync_state": "rescheduled", "rescheduled_for": iso(now + 2 * HOUR)},
+        ),
+        connection(
+            "ft_hr",
+            now,
+            service="workday",
+            status={
+                "tasks": [{"code": "reconnect", "message": "Reconnect", "details": ""}],
+                "warnings": [
+                    {"code": "resync_table_warning", "message": "Resync Table", "details": ""},
+                    {"code": "schema_changed", "message": "Schema changed", "details": ""},
+                ],
+            },
+        ),
+        connection(
+            "ft_warehouse",
+            now,
+            service="snowflake",
+            sync_frequency=60,
+            succeeded_at=iso(now - 72 * HOUR),
+            failed_at=None,
+        ),
+        connection(
+            "ft_future", now, service="new_service", status={"setup_state": "suspended"}
+        ),
+    ]
+
+
+def generated(now: float, size: int) -> list[dict[str, Any]]:
+    """`size` connectors, mostly healthy with a steady share of every problem state."""
+    out = []
+    for i in range(size):
+        overrides: dict[str, Any] = {"group_id": f"group_{i % 50:02d}"}
+        kind = i % 20
+        if kind == 1:
+            overrides["status"] = {"setup_state": "broken"}
+        elif kind == 2:
+            overrides["failed_at"] = iso(now - 60)
+        elif kind == 3:
+            overrides["status"] = {"update_state": "delayed"}
+        elif kind == 4:
+            overrides["paused"] = True
+            overrides["status"] = {"sync_state": "paused"}
+        out.append(connection(f"ft_{i:06d}", now, **overrides))
+    return out
+
+
+class FivetranSim(VendorSim):
+    name = "fivetran"
+    healths: ClassVar[tuple[str, ...]] = (
+        "healthy", "degraded", "failing", "broken", "incomplete", "paused",
+    )
+
+    def fleet(self, now: float, size: int | None) -> list[dict[str, Any]]:
+        return curated(now) if size is None else generated(now, size)
+
+    def set_health(self, c: dict[str, Any], health: str, now: float) -> None:
+        status = c["status"]
+        c["paused"] = health == "paused"
+        status.update(
+            setup_state="connected",
+            sync_state="paused" if health == "paused" else "scheduled",
+            update_state="on_schedule",
+            tasks=[],
+            rescheduled_for=None,
+        )
+        c["succeeded_at"] = iso(now - 60)
+        c["failed_at"] = iso(now - 24 * HOUR)
+        if health == "broken":
+            status["setup_state"] = "broken"
+            c["failed_at"] = iso(now)
+        elif health == "incomplete":
+            status["setup_state"] = "incomplete"
+        elif health == "failing":
+            c["failed_at"] = iso(now)
+        elif health == "degraded":
+            status["update_state"] = "delayed"
+
+    def authorized(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return False
+        try:
+            pair = base64.b64decode(header[6:], validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        return pair == f"{API_KEY}:{API_SECRET}"
+
+    def unauthorized(self) -> web.Response:
+        return web.json_response(
+            {"code": "AuthFailed", "message": "Missing or invalid API key or secret"}, status=401
+        )
+
+    def add_routes(self, app: web.Application, prefix: str) -> None:
+        # /v1/connections uses `next_cursor` (current API); the legacy /v1/connectors answers
+        # with `nextCursor` exactly as the seed document shows.
+        app.router.add_get(f"{prefix}/v1/connections", self._handler("next_cursor"))
+        app.router.add_get(f"{prefix}/v1/connectors", self._handler("nextCursor"))
+
+    def _handler(self, cursor_key: str) -> Any:
+        async def list_connections(request: web.Request) -> web.Response:
+            response, fault = await self.guard(request)
+            if response is not None:
+                return response
+            limit = int_param(request, "limit", DEFAULT_LIMIT)
+            if limit is None or not 1 <= limit <= MAX_LIMIT:
+                return web.json_response(
+                    {"code": "InvalidInput", "message": "limit must be in 1..1000"}, status=400
+                )
+            items, cursor = self.page(
+                list(self.connectors.values()), request.query.get("cursor"), limit, fault
+            )
+            data: dict[str, Any] = {"items": items}
+            if cursor:
+                data[cursor_key] = cursor
+            return json_body({"code": "Success", "message": "Operation performed.", "data": data})
+
+        return list_connections
