@@ -130,13 +130,58 @@ class BindbeeAccount(AccountBase):
         return list(dict.fromkeys(value))
 
 
+class _CatalogAndConnections(AccountBase):
+    """Vendors with two listings (a connector catalog and connections); at least one is polled."""
+
+    catalog: bool = True
+    connections: bool = True
+
+    @model_validator(mode="after")
+    def _something_to_poll(self) -> _CatalogAndConnections:
+        if not (self.catalog or self.connections):
+            raise ValueError("catalog and connections are both false: nothing to poll")
+        return self
+
+
+class ApideckAccount(_CatalogAndConnections):
+    # app_id names the Unify application (it is shown in dashboards and URLs) and grants nothing
+    # without the key, so it is not treated as a secret; it still never becomes a label.
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("api_key",)
+
+    vendor: Literal["apideck"]
+    api_key: SecretStr
+    app_id: Annotated[str, Field(min_length=1)]
+    base_url: str = "https://unify.apideck.com"
+
+
+class OpenintAccount(_CatalogAndConnections):
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("token",)
+
+    vendor: Literal["openint"]
+    token: SecretStr
+    base_url: str = "https://api.openint.dev/v1"
+
+
+class VersoriAccount(AccountBase):
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("token",)
+
+    vendor: Literal["versori"]
+    token: SecretStr
+    # A ULID in the seed's path parameter; only URL-safe characters are accepted.
+    organisation_id: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")]
+    base_url: str = "https://platform.versori.com/api/connect/v1"
+
+
 Account = Annotated[
-    FivetranAccount | BindbeeAccount,
+    FivetranAccount | BindbeeAccount | ApideckAccount | OpenintAccount | VersoriAccount,
     Field(discriminator="vendor"),
 ]
 ACCOUNT_MODELS: dict[str, type[AccountBase]] = {
     "fivetran": FivetranAccount,
     "bindbee": BindbeeAccount,
+    "apideck": ApideckAccount,
+    "openint": OpenintAccount,
+    "versori": VersoriAccount,
 }
 
 

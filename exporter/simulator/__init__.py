@@ -6,6 +6,7 @@ Every vendor API lives under `/<vendor>` (its `base_url`), and a control API und
 - `GET /_control/{vendor}/connectors`: the vendor objects as served
 - `POST /_control/{vendor}/connectors/{id}/health` `{"health": "broken"}`
 - `PATCH /_control/{vendor}/connectors/{id}` (a JSON object merged in), `DELETE` (removes it)
+  (`{id}` is the exporter's `connector_id`, slashes included: apideck's `consumer/connection`)
 - `POST /_control/{vendor}/faults` `{"mode": "error", "count": 2, "status": 503,
   "retry_after": "1", "delay": 5}`; `DELETE /_control/{vendor}/faults`
 - `POST /_control/reset`: the initial fleets, no faults
@@ -19,10 +20,16 @@ from typing import Any
 
 from aiohttp import web
 
-from exporter.simulator import bindbee, fivetran
+from exporter.simulator import apideck, bindbee, fivetran, openint, versori
 from exporter.simulator.base import FAULT_MODES, Fault, VendorSim, deep_merge
 
-SIMULATORS: tuple[type[VendorSim], ...] = (fivetran.FivetranSim, bindbee.BindbeeSim)
+SIMULATORS: tuple[type[VendorSim], ...] = (
+    fivetran.FivetranSim,
+    bindbee.BindbeeSim,
+    apideck.ApideckSim,
+    openint.OpenintSim,
+    versori.VersoriSim,
+)
 
 
 class Simulator:
@@ -41,9 +48,9 @@ class Simulator:
         for name, sim in self.vendors.items():
             sim.add_routes(app, f"/{name}")
         app.router.add_get("/_control/{vendor}/connectors", self._list)
-        app.router.add_post("/_control/{vendor}/connectors/{id}/health", self._health)
-        app.router.add_patch("/_control/{vendor}/connectors/{id}", self._patch)
-        app.router.add_delete("/_control/{vendor}/connectors/{id}", self._delete)
+        app.router.add_post("/_control/{vendor}/connectors/{id:.+}/health", self._health)
+        app.router.add_patch("/_control/{vendor}/connectors/{id:.+}", self._patch)
+        app.router.add_delete("/_control/{vendor}/connectors/{id:.+}", self._delete)
         app.router.add_post("/_control/{vendor}/faults", self._set_fault)
         app.router.add_delete("/_control/{vendor}/faults", self._clear_fault)
         app.router.add_post("/_control/reset", self._reset)
@@ -80,6 +87,26 @@ class Simulator:
                 "name": "demo",
                 "token": bindbee.TOKEN,
                 "base_url": self.url("bindbee"),
+            },
+            {
+                "vendor": "apideck",
+                "name": "demo",
+                "api_key": apideck.API_KEY,
+                "app_id": apideck.APP_ID,
+                "base_url": self.url("apideck"),
+            },
+            {
+                "vendor": "openint",
+                "name": "demo",
+                "token": openint.TOKEN,
+                "base_url": self.url("openint"),
+            },
+            {
+                "vendor": "versori",
+                "name": "demo",
+                "token": versori.TOKEN,
+                "organisation_id": versori.ORGANISATION_ID,
+                "base_url": self.url("versori"),
             },
         ]
 
@@ -118,8 +145,8 @@ class Simulator:
         return web.json_response(connector)
 
     async def _delete(self, request: web.Request) -> web.Response:
-        sim, connector = self._connector(request)
-        del sim.connectors[connector["id"]]
+        sim, _ = self._connector(request)
+        del sim.connectors[request.match_info["id"]]
         return web.Response(status=204)
 
     async def _set_fault(self, request: web.Request) -> web.Response:

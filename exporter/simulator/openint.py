@@ -1,0 +1,204 @@
+"""Fake OpenInt API following seeds/openint-list-connectors.txt and docs.openint.dev.
+
+`has_next_page` is computed with the docs' formula `offset + limit >= total`, which is inverted
+(true on the last page, false while more remain): the exporter must page on `total` instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+from exporter.simulator.base import Fault, VendorSim, int_param, iso, json_body
+
+TOKEN = "sim-openint-token"  # noqa: S105 - the simulator's published demo credential
+MAX_LIMIT = 3000  # seed: "Required range: 0 <= x <= 3000"
+DEFAULT_LIMIT = 50
+HOUR = 3600.0
+DAY = 24 * HOUR
+
+
+def catalog_entry(name: str, display: str, stage: str, auth_type: str) -> dict[str, Any]:
+    """A connector of GET /connector, shaped like the seed."""
+    return {
+        "name": name,
+        "display_name": display,
+        "logo_url": f"https://cdn.openint.dev/{name}.svg",
+        "stage": stage,
+        "platforms": ["web"],
+        "schemas": {"connector_config": {}, "connection_settings": {}},
+        "auth_type": auth_type,
+        "required_scopes": [],
+        "openint_default_scopes": [],
+        "openint_allowed_scopes": [],
+        "scopes": [],
+        "has_openint_credentials": stage == "ga",
+        "integrations": [],
+    }
+
+
+CATALOG = (
+    catalog_entry("salesforce", "Salesforce", "ga", "OAUTH2"),
+    catalog_entry("hubspot", "HubSpot", "ga", "OAUTH2"),
+    catalog_entry("greenhouse", "Greenhouse", "beta", "API_KEY"),
+    catalog_entry("plaid", "Plaid", "beta", "CUSTOM"),
+    catalog_entry("twenty", "Twenty", "alpha", "API_KEY"),
+    catalog_entry("acme-oauth2", "Acme OAuth2", "hidden", "OAUTH2"),  # not in the seed's enum
+)
+
+
+def connection(
+    cid: str, connector_name: str, customer: str, now: float, **overrides: Any
+) -> dict[str, Any]:
+    """A connection of GET /connection, healthy unless overridden."""
+    item: dict[str, Any] = {
+        "id": cid,
+        "customer_id": customer,
+        "connector_config_id": f"ccfg_{connector_name}_prod",
+        "integration_id": None,
+        "status_message": None,
+        "created_at": iso(now - 30 * DAY),
+        "updated_at": iso(now - HOUR),
+        "display_name": f"{connector_name} for {customer}",
+        "disabled": False,
+        "status": "healthy",
+        "metadata": {},
+        "connector_name": connector_name,
+        # Credentials: a real listing can carry them; the exporter must never read them.
+        "settings": {
+            "oauth": {
+                "credentials": {
+                    "access_token": f"sim-openint-access-{cid}",
+                    "refresh_token": f"sim-openint-refresh-{cid}",
+                    "expires_at": iso(now + HOUR),
+                    "token_type": "bearer",
+                }
+            }
+        },
+    }
+    item.update(overrides)
+    return item
+
+
+def curated(now: float) -> list[dict[str, Any]]:
+    """Every status and health rule of SPEC §5's openint row."""
+    return [
+        connection("conn_sf_acme", "salesforce", "cus_acme", now),
+        connection("conn_hs_acme", "hubspot", "cus_acme", now, status="manual"),
+        connection(
+            "conn_gh_globex",
+            "greenhouse",
+            "cus_globex",
+            now,
+            status="disconnected",
+            status_message="Refresh token revoked by the user",
+        ),
+        connection(
+            "conn_plaid_globex",
+            "plaid",
+            "cus_globex",
+            now,
+            status="error",
+            status_message="Upstream returned 500",
+        ),
+        connection("conn_sf_initech", "salesforce", "cus_initech", now, status="unknown"),
+        connection("conn_twenty_initech", "twenty", "cus_initech", now, status=None),
+        connection("conn_hs_umbrella", "hubspot", "cus_umbrella", now, disabled=True),
+        connection("conn_sf_umbrella", "salesforce", "cus_umbrella", now, status="expired"),
+    ]
+
+
+def generated(now: float, size: int) -> list[dict[str, Any]]:
+    out = []
+    for i in range(size):
+        overrides: dict[str, Any] = {}
+        kind = i % 20
+        if kind == 1:
+            overrides["status"] = "disconnected"
+        elif kind == 2:
+            overrides["status"] = "error"
+        elif kind == 3:
+            overrides["disabled"] = True
+        name = ("salesforce", "hubspot", "greenhouse")[i % 3]
+        out.append(connection(f"conn_{i:06d}", name, f"cus_{i // 5:06d}", now, **overrides))
+    return out
+
+
+class OpenintSim(VendorSim):
+    name = "openint"
+    token = TOKEN
+    catalog: list[dict[str, Any]]
+    healths: ClassVar[tuple[str, ...]] = (
+        "healthy",
+        "failing",
+        "relink_needed",
+        "paused",
+        "unknown",
+    )
+
+    def reset(self) -> None:
+        super().reset()
+        self.catalog = [dict(entry) for entry in CATALOG]
+
+    def fleet(self, now: float, size: int | None) -> list[dict[str, Any]]:
+        return curated(now) if size is None else generated(now, size)
+
+    def set_health(self, c: dict[str, Any], health: str, now: float) -> None:
+        c.update(disabled=health == "paused", status="healthy", status_message=None)
+        c["updated_at"] = iso(now)
+        if health == "relink_needed":
+            c.update(status="disconnected", status_message="Re-authentication required")
+        elif health == "failing":
+            c.update(status="error", status_message="Upstream returned 500")
+        elif health == "unknown":
+            c["status"] = "unknown"
+
+    def authorized(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {self.token}"
+
+    def unauthorized(self) -> web.Response:
+        return web.json_response(
+            {"code": "UNAUTHORIZED", "message": "Invalid API key or token"}, status=401
+        )
+
+    def add_routes(self, app: web.Application, prefix: str) -> None:
+        app.router.add_get(prefix + "/connector", self._catalog)
+        app.router.add_get(prefix + "/connection", self._connections)
+
+    def _offset_page(
+        self, items: list[dict[str, Any]], offset: int, limit: int, fault: Fault | None
+    ) -> list[dict[str, Any]]:
+        # The offset-paged equivalent of a cursor loop: a server that ignores `offset`.
+        if fault is not None and fault.mode == "cursor_loop":
+            offset = 0
+        return items[offset : offset + limit]
+
+    async def _list(self, request: web.Request, items: list[dict[str, Any]]) -> web.Response:
+        response, fault = await self.guard(request)
+        if response is not None:
+            return response
+        limit = int_param(request, "limit", DEFAULT_LIMIT)
+        offset = int_param(request, "offset", 0)
+        if limit is None or offset is None or not 0 <= limit <= MAX_LIMIT or offset < 0:
+            return web.json_response(
+                {"code": "BAD_REQUEST", "message": "limit must be 0..3000 and offset >= 0"},
+                status=400,
+            )
+        total = len(items)
+        return json_body(
+            {
+                "items": self._offset_page(items, offset, limit, fault),
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+                # The documented formula, inverted on purpose (see the module docstring).
+                "has_next_page": offset + limit >= total,
+            }
+        )
+
+    async def _catalog(self, request: web.Request) -> web.Response:
+        return await self._list(request, self.catalog)
+
+    async def _connections(self, request: web.Request) -> web.Response:
+        return await self._list(request, list(self.connectors.values()))

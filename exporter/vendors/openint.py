@@ -1,0 +1,167 @@
+"""OpenInt: GET /connector (catalog) and GET /connection, Bearer auth, offset pagination."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from exporter.config import OpenintAccount
+from exporter.errors import BadResponse
+from exporter.model import CatalogEntry, Connector, Health, PollResult, StateSets, as_str
+from exporter.vendors.base import MAX_PAGES, Adapter, expect_list, expect_mapping
+
+CATALOG_PATH = "/connector"
+CONNECTIONS_PATH = "/connection"
+PAGE_SIZE = 1000  # SPEC §4; the seed allows 0..3000
+
+STATES = StateSets(
+    setup=("healthy", "disconnected", "error", "manual", "unknown"),
+    catalog=("alpha", "beta", "ga"),
+)
+
+
+def _opt_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def translate_one(item: Mapping[str, Any]) -> Connector | None:
+    """One OpenInt connection object to a Connector. `settings` (credentials) is never read."""
+    connector_id = as_str(item.get("id"))
+    if not connector_id:
+        return None
+    status = STATES.normalise(STATES.setup, _opt_str(item.get("status")))
+    paused = item.get("disabled") is True
+
+    # SPEC §5, openint row: the first rule that applies wins.
+    if paused:
+        health = Health.PAUSED
+    elif status == "disconnected":
+        health = Health.RELINK_NEEDED
+    elif status == "error":
+        health = Health.FAILING
+    elif status in ("healthy", "manual"):
+        health = Health.HEALTHY
+    else:
+        health = Health.UNKNOWN
+
+    connector_name = as_str(item.get("connector_name"))
+    return Connector(
+        connector_id=connector_id,
+        name=connector_name,
+        integration=connector_name,
+        group=as_str(item.get("connector_config_id")),
+        end_user=as_str(item.get("customer_id")),
+        health=health,
+        setup_state=status,
+        paused=paused,
+        relink_needed=status == "disconnected",
+    )
+
+
+def translate(items: Iterable[Any]) -> list[Connector]:
+    """OpenInt connection objects to Connectors; non-objects and id-less items are skipped."""
+    out = []
+    for item in items:
+        if isinstance(item, Mapping) and (connector := translate_one(item)) is not None:
+            out.append(connector)
+    return out
+
+
+def translate_catalog(items: Iterable[Any]) -> list[CatalogEntry]:
+    """Catalog connector objects (seed: GET /connector) to CatalogEntries, keyed by `name`."""
+    out = []
+    for item in items:
+        if not isinstance(item, Mapping) or not (name := as_str(item.get("name"))):
+            continue
+        # Older API versions spell it `authType` (docs.openint.dev, get-connection example).
+        auth_type = item.get("auth_type", item.get("authType"))
+        out.append(
+            CatalogEntry(
+                connector_id=name,
+                name=as_str(item.get("display_name")) or name,
+                auth_type=as_str(auth_type),
+                status=STATES.normalise(STATES.catalog, _opt_str(item.get("stage"))),
+            )
+        )
+    return out
+
+
+def parse_page(data: Any) -> tuple[list[Any], int | None]:
+    """A page's items and the listing's `total` (None when absent or not a count)."""
+    body = expect_mapping(data, "response")
+    items = expect_list(body.get("items", []), "response.items")
+    total = body.get("total")
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        total = None
+    return items, total
+
+
+OffsetFetch = Callable[[int], Awaitable[tuple[list[Any], int | None]]]
+
+
+def item_key(item: Any) -> str:
+    """What identifies a listed object (`id` for connections, `name` for catalog entries)."""
+    if not isinstance(item, Mapping):
+        return ""
+    return as_str(item.get("id")) or as_str(item.get("name"))
+
+
+async def offset_pages(
+    fetch: OffsetFetch, limit: int, *, max_pages: int = MAX_PAGES
+) -> AsyncIterator[list[Any]]:
+    """Yield pages while `offset + len(items) < total`, stopping on an empty page.
+
+    `has_next_page` is never read: the seed documents it as `offset + limit >= total`, which
+    is inverted, and some deployments send it wrong. Without a `total`, a short page ends it.
+    A page holding only objects seen before means the server ignores `offset`: stop with an
+    error rather than report a partial listing as complete.
+    """
+    seen: set[str] = set()
+    offset = 0
+    for _ in range(max_pages):
+        items, total = await fetch(offset)
+        if not items:
+            return
+        keys = {k for k in map(item_key, items) if k}
+        if keys and keys <= seen:
+            raise BadResponse("pagination returned a page it had returned before")
+        seen |= keys
+        yield items
+        offset += len(items)
+        if total is None:
+            if len(items) < limit:
+                return
+        elif offset >= total:
+            return
+    raise BadResponse(f"pagination did not end after {max_pages} pages")
+
+
+class OpenintAdapter(Adapter[OpenintAccount]):
+    vendor = "openint"
+    states = STATES
+
+    @staticmethod
+    def headers(account: OpenintAccount) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {account.token.get_secret_value()}",
+            "Accept": "application/json",
+        }
+
+    async def _pages(self, path: str) -> AsyncIterator[list[Any]]:
+        async def fetch(offset: int) -> tuple[list[Any], int | None]:
+            params = {"limit": PAGE_SIZE, "offset": offset}
+            return parse_page(await self.api.get_json(path, params))
+
+        async for items in offset_pages(fetch, PAGE_SIZE):
+            yield items
+
+    async def poll(self) -> PollResult:
+        catalog: list[CatalogEntry] = []
+        connectors: list[Connector] = []
+        if self.account.catalog:
+            async for items in self._pages(CATALOG_PATH):
+                catalog.extend(translate_catalog(items))
+        if self.account.connections:
+            async for items in self._pages(CONNECTIONS_PATH):
+                connectors.extend(translate(items))
+        return PollResult(connectors=tuple(connectors), catalog=tuple(catalog))
