@@ -27,6 +27,12 @@ STORY: tuple[tuple[str, str, str, str], ...] = (
     ("fivetran", "id", "ft_crm", "failing"),
     ("bindbee", "integration_slug", "bamboohr", "healthy"),
     ("fivetran", "id", "ft_crm", "healthy"),
+    ("apideck", "consumer_id", "acme", "relink_needed"),
+    ("openint", "id", "conn_sf_acme", "failing"),
+    ("versori", "id", "conn_sf_prod", "broken"),
+    ("apideck", "consumer_id", "acme", "healthy"),
+    ("openint", "id", "conn_sf_acme", "healthy"),
+    ("versori", "id", "conn_sf_prod", "healthy"),
 )
 
 
