@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import yaml
 
@@ -20,14 +21,14 @@ DEFAULT_SIMULATOR_PORT = 9900
 
 def _load(path: str | None) -> Config | int:
     if not path:
-        print(
-            f"error: no config file: pass --config FILE or set {ENV_CONFIG}", file=sys.stderr
-        )
+        print(f"error: no config file: pass --config FILE or set {ENV_CONFIG}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
     try:
         return load_config(path)
     except ConfigError as err:
-        print(f"{path}: invalid configuration ({len(err.problems)} problems):", file=sys.stderr)
+        count = len(err.problems)
+        noun = "problem" if count == 1 else "problems"
+        print(f"{path}: invalid configuration ({count} {noun}):", file=sys.stderr)
         for problem in err.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
@@ -90,13 +91,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         config = {"poll_interval": "30s", "accounts": sim.accounts()}
         print(
             f"vendor simulators listening on http://127.0.0.1:{sim.port}\n"
-            "an exporter config that polls them:\n---\n"
-            + yaml.safe_dump(config, sort_keys=False),
+            "an exporter config that polls them:\n---\n" + yaml.safe_dump(config, sort_keys=False),
             flush=True,
         )
         if args.write_config:
-            with open(args.write_config, "w", encoding="utf-8") as f:
-                yaml.safe_dump(config, f, sort_keys=False)
+            text = yaml.safe_dump(config, sort_keys=False)
+            await asyncio.to_thread(Path(args.write_config).write_text, text, encoding="utf-8")
         try:
             await asyncio.Event().wait()
         finally:
@@ -124,12 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="poll every configured account and serve /metrics")
     run.add_argument("--config", default=os.environ.get(ENV_CONFIG), help=config_help)
     run.add_argument("--listen-address", help=f"HOST:PORT (default {DEFAULT_LISTEN_ADDRESS})")
+    run.add_argument("--log-level", type=str.lower, choices=("debug", "info", "warning", "error"))
     run.add_argument(
-        "--log-level", type=str.lower, choices=("debug", "info", "warning", "error")
-    )
-    run.add_argument(
-        "--shard", metavar="INDEX/COUNT", help="poll only this shard's accounts (INDEX may be a "
-        "pod name ending in its ordinal)"
+        "--shard",
+        metavar="INDEX/COUNT",
+        help="poll only this shard's accounts (INDEX may be a pod name ending in its ordinal)",
     )
     run.set_defaults(func=cmd_run)
 

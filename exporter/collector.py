@@ -70,11 +70,19 @@ NUMBERS = (
 )
 
 STATESETS = (
-    ("connector_setup_state", "Vendor setup, link or credential state (one series per state).",
-     "setup", "setup_state"),
+    (
+        "connector_setup_state",
+        "Vendor setup, link or credential state (one series per state).",
+        "setup",
+        "setup_state",
+    ),
     ("connector_sync_state", "Vendor sync state (one series per state).", "sync", "sync_state"),
-    ("connector_update_state", "Vendor data update state (one series per state).",
-     "update", "update_state"),
+    (
+        "connector_update_state",
+        "Vendor data update state (one series per state).",
+        "update",
+        "update_state",
+    ),
 )
 
 
@@ -85,9 +93,7 @@ def _stateset(
         family.add_metric([*ids, state], 1.0 if state == current else 0.0)
 
 
-def connector_families(
-    snapshots: Sequence[Snapshot], now: float
-) -> Iterator[Metric]:
+def connector_families(snapshots: Sequence[Snapshot], now: float) -> Iterator[Metric]:
     """Per-connector and catalog families of every snapshot, in a stable order."""
     info = GaugeMetricFamily(
         "connector_info",
@@ -113,9 +119,7 @@ def connector_families(
     )
     stamps = {t.attr: GaugeMetricFamily(t.name, t.doc, labels=ID_LABELS) for t in TIMESTAMPS}
     ages = {
-        t.attr: GaugeMetricFamily(t.age[0], t.age[1], labels=ID_LABELS)
-        for t in TIMESTAMPS
-        if t.age
+        t.attr: GaugeMetricFamily(t.age[0], t.age[1], labels=ID_LABELS) for t in TIMESTAMPS if t.age
     }
     numbers = {attr: GaugeMetricFamily(name, doc, labels=ID_LABELS) for name, doc, attr in NUMBERS}
     catalog_status = GaugeMetricFamily(
@@ -130,9 +134,7 @@ def connector_families(
     )
 
     for snap in snapshots:
-        known = {
-            attr: (*getattr(snap.states, field), OTHER) for _, _, field, attr in STATESETS
-        }
+        known = {attr: (*getattr(snap.states, field), OTHER) for _, _, field, attr in STATESETS}
         for c in snap.connectors:
             ids = [snap.vendor, snap.account, c.connector_id]
             info.add_metric([*ids, c.name, c.integration, c.group, c.end_user], 1.0)

@@ -114,19 +114,23 @@ class FivetranAccount(AccountBase):
     endpoint: Literal["connections", "connectors"] = "connections"
 
 
+BindbeeCategory = Literal["hris", "ats", "lms"]
+BINDBEE_CATEGORIES: tuple[BindbeeCategory, ...] = ("hris", "ats", "lms")
+
+
 class BindbeeAccount(AccountBase):
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("token",)
 
     vendor: Literal["bindbee"]
     token: SecretStr
     base_url: str = "https://api.bindbee.dev"
-    categories: Annotated[list[Literal["hris", "ats", "lms"]], Field(min_length=1)] = Field(
-        default_factory=lambda: ["hris", "ats", "lms"]
+    categories: Annotated[list[BindbeeCategory], Field(min_length=1)] = Field(
+        default_factory=lambda: list(BINDBEE_CATEGORIES)
     )
 
     @field_validator("categories")
     @classmethod
-    def _unique(cls, value: list[str]) -> list[str]:
+    def _unique(cls, value: list[BindbeeCategory]) -> list[BindbeeCategory]:
         return list(dict.fromkeys(value))
 
 

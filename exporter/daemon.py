@@ -34,9 +34,7 @@ class Daemon:
     ) -> None:
         self.config = config
         self.listen_address = listen_address or config.listen_address
-        accounts = [
-            a for a in config.accounts if shard is None or shard.owns(a.vendor, a.name)
-        ]
+        accounts = [a for a in config.accounts if shard is None or shard.owns(a.vendor, a.name)]
         for account in config.accounts:
             register_secrets(account.secret_values())
         self.runners = [AccountRunner(a, config) for a in accounts]
@@ -77,7 +75,7 @@ class Daemon:
         )
 
     async def stop(self) -> None:
-        await self.scheduler.shutdown(timeout=POLL_CANCEL_SECONDS)
+        await self.scheduler.shutdown(grace=POLL_CANCEL_SECONDS)
         if self._http is not None:
             await self._http.cleanup()
             self._http = None

@@ -223,7 +223,7 @@ class Scheduler:
         """Every account has finished its first poll, successfully or not."""
         return all(r.status.last_ok is not None for r in self.runners)
 
-    async def shutdown(self, timeout: float = 3.0) -> None:
+    async def shutdown(self, grace: float = 3.0) -> None:
         """Stop scheduling, cancel in-flight polls, close the HTTP clients."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
@@ -231,5 +231,5 @@ class Scheduler:
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.wait(tasks, timeout=timeout)
+            await asyncio.wait(tasks, timeout=grace)
         await asyncio.gather(*(r.aclose() for r in self.runners), return_exceptions=True)

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from exporter.simulator import apideck, bindbee, fivetran, openint, versori
 from exporter.simulator.base import FAULT_MODES, Fault, VendorSim, deep_merge
@@ -43,8 +44,20 @@ class Simulator:
         self._runner: web.AppRunner | None = None
         self.port = 0
 
+    @web.middleware
+    async def _track(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        sim = self.vendors.get(request.path.split("/", 2)[1])
+        if sim is None:
+            return await handler(request)
+        sim.in_flight += 1
+        sim.max_in_flight = max(sim.max_in_flight, sim.in_flight)
+        try:
+            return await handler(request)
+        finally:
+            sim.in_flight -= 1
+
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=1024 * 1024)
+        app = web.Application(client_max_size=1024 * 1024, middlewares=[self._track])
         for name, sim in self.vendors.items():
             sim.add_routes(app, f"/{name}")
         app.router.add_get("/_control/{vendor}/connectors", self._list)
@@ -57,7 +70,15 @@ class Simulator:
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        # A "slow" fault sleeps server-side; when the client gives up, stop sleeping too, and
+        # never let a stop wait for such a handler.
+        self._runner = web.AppRunner(
+            self.app(),
+            access_log=None,
+            handle_signals=False,
+            handler_cancellation=True,
+            shutdown_timeout=0.5,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
         await site.start()

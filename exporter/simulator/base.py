@@ -55,6 +55,15 @@ class VendorSim(ABC):
         self.connectors: dict[str, dict[str, Any]] = {}
         self.fault: Fault | None = None
         self.requests = 0
+        # Concurrency seen by this vendor's API: tests assert one account is never polled twice
+        # at once.
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.reset()
+
+    def resize(self, size: int | None) -> None:
+        """Serve a generated fleet of `size` connectors (None: the curated one) from now on."""
+        self.size = size
         self.reset()
 
     def reset(self) -> None:

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from exporter.simulator.base import VendorSim, int_param, iso, json_body
 
-TOKEN = "sim-token"
+TOKEN = "sim-token"  # noqa: S105 - the simulator's public demo credential
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
 CATEGORIES = ("hris", "ats", "lms")
@@ -77,8 +77,13 @@ def curated(now: float) -> list[dict[str, Any]]:
 
 class BindbeeSim(VendorSim):
     name = "bindbee"
+    token = TOKEN
     healths: ClassVar[tuple[str, ...]] = (
-        "healthy", "failing", "relink_needed", "incomplete", "paused",
+        "healthy",
+        "failing",
+        "relink_needed",
+        "incomplete",
+        "paused",
     )
 
     def fleet(self, now: float, size: int | None) -> list[dict[str, Any]]:
@@ -100,7 +105,7 @@ class BindbeeSim(VendorSim):
             c["sync_status"] = "Failed"
 
     def authorized(self, request: web.Request) -> bool:
-        return request.headers.get("Authorization") == f"Bearer {TOKEN}"
+        return request.headers.get("Authorization") == f"Bearer {self.token}"
 
     def unauthorized(self) -> web.Response:
         return web.json_response({"detail": "Invalid or expired token"}, status=401)

@@ -11,7 +11,7 @@ from aiohttp import web
 from exporter.simulator.base import VendorSim, int_param, iso, json_body
 
 API_KEY = "sim-key"
-API_SECRET = "sim-secret"
+API_SECRET = "sim-secret"  # noqa: S105 - the simulator's public demo credential
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 HOUR = 3600.0
@@ -53,7 +53,10 @@ def connection(cid: str, now: float, **overrides: Any) -> dict[str, Any]:
         "data_delay_sensitivity": "NORMAL",
         "schedule_type": "auto",
         # Fields a real response carries that the exporter must never expose.
-        "connect_card": {"token": "eyJ0eXAiOiJKV1QiLCJhbGciOi.sim", "uri": "https://example.invalid"},
+        "connect_card": {
+            "token": "eyJ0eXAiOiJKV1QiLCJhbGciOi.sim",
+            "uri": "https://example.invalid",
+        },
     }
     item.update(overrides)
     return item
@@ -64,9 +67,7 @@ def curated(now: float) -> list[dict[str, Any]]:
     return [
         connection("ft_orders", now, service="postgres"),
         connection("ft_crm", now, service="salesforce", status={"sync_state": "syncing"}),
-        connection(
-            "ft_legacy", now, service="mysql", paused=True, status={"sync_state": "paused"}
-        ),
+        connection("ft_legacy", now, service="mysql", paused=True, status={"sync_state": "paused"}),
         connection(
             "ft_billing",
             now,
@@ -90,9 +91,7 @@ def curated(now: float) -> list[dict[str, Any]]:
             failed_at=iso(now - 0.1 * HOUR),
             succeeded_at=iso(now - 5 * HOUR),
         ),
-        connection(
-            "ft_ads", now, service="google_ads", status={"update_state": "delayed"}
-        ),
+        connection("ft_ads", now, service="google_ads", status={"update_state": "delayed"}),
         connection(
             "ft_marketing",
             now,
@@ -119,9 +118,7 @@ def curated(now: float) -> list[dict[str, Any]]:
             succeeded_at=iso(now - 72 * HOUR),
             failed_at=None,
         ),
-        connection(
-            "ft_future", now, service="new_service", status={"setup_state": "suspended"}
-        ),
+        connection("ft_future", now, service="new_service", status={"setup_state": "suspended"}),
     ]
 
 
@@ -146,8 +143,15 @@ def generated(now: float, size: int) -> list[dict[str, Any]]:
 
 class FivetranSim(VendorSim):
     name = "fivetran"
+    api_key = API_KEY
+    api_secret = API_SECRET
     healths: ClassVar[tuple[str, ...]] = (
-        "healthy", "degraded", "failing", "broken", "incomplete", "paused",
+        "healthy",
+        "degraded",
+        "failing",
+        "broken",
+        "incomplete",
+        "paused",
     )
 
     def fleet(self, now: float, size: int | None) -> list[dict[str, Any]]:
@@ -183,7 +187,7 @@ class FivetranSim(VendorSim):
             pair = base64.b64decode(header[6:], validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
             return False
-        return pair == f"{API_KEY}:{API_SECRET}"
+        return pair == f"{self.api_key}:{self.api_secret}"
 
     def unauthorized(self) -> web.Response:
         return web.json_response(

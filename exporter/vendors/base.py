@@ -133,7 +133,9 @@ class ApiClient:
                 text = text.replace(secret, "[REDACTED]")
         return text[:300]
 
-    async def _send(self, path: str, params: Mapping[str, Any]) -> tuple[int, Mapping[str, str], bytes]:
+    async def _send(
+        self, path: str, params: Mapping[str, Any]
+    ) -> tuple[int, Mapping[str, str], bytes]:
         """One request, body read up to the cap; raises httpx errors as they come."""
         client = self._http()
         # httpx's timeout applies per phase (connect, each read); this bounds the whole request.

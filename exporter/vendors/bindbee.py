@@ -7,7 +7,13 @@ from typing import Any
 
 from exporter.config import BindbeeAccount
 from exporter.model import Connector, Health, PollResult, StateSets, as_str, parse_timestamp
-from exporter.vendors.base import Adapter, cursor_pages, expect_list, expect_mapping, optional_cursor
+from exporter.vendors.base import (
+    Adapter,
+    cursor_pages,
+    expect_list,
+    expect_mapping,
+    optional_cursor,
+)
 
 PAGE_SIZE = 200  # the API's maximum (seed: "Maximum size is 200")
 

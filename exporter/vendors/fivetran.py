@@ -12,12 +12,17 @@ from exporter.model import (
     Health,
     PollResult,
     StateSets,
-    as_list,
     as_mapping,
     as_str,
     parse_timestamp,
 )
-from exporter.vendors.base import Adapter, cursor_pages, expect_list, expect_mapping, optional_cursor
+from exporter.vendors.base import (
+    Adapter,
+    cursor_pages,
+    expect_list,
+    expect_mapping,
+    optional_cursor,
+)
 
 PAGE_SIZE = 1000  # the API's maximum (seed: "Accepts a number in the range 1..1000")
 # `version=2` selects the current response shape; without it the API answers in v1 shape.

@@ -1,0 +1,84 @@
+"""Shared fixtures: the real simulators on 127.0.0.1 and helpers to poll and render."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.registry import CollectorRegistry
+
+from exporter.collector import ExporterCollector
+from exporter.config import AccountBase, Config
+from exporter.model import PollResult, StateSets
+from exporter.scheduler import AccountRunner, AccountStatus, build_snapshot
+from exporter.simulator import Simulator
+
+FIXTURES = Path(__file__).parent / "fixtures"
+GOLDEN = Path(__file__).parent / "golden"
+# A fixed "now" for golden output: 2024-12-02T00:00:00Z.
+FIXED_NOW = 1733097600.0
+
+
+def fixture_json(vendor: str, name: str) -> Any:
+    return json.loads((FIXTURES / vendor / name).read_text())
+
+
+def make_config(accounts: list[dict[str, Any]], **top: Any) -> Config:
+    """A validated Config; tests default to fast failure (no retries, short timeouts)."""
+    raw = {"max_retries": 0, "request_timeout": "5s", "poll_timeout": "20s", **top}
+    return Config.model_validate({**raw, "accounts": accounts})
+
+
+def runner_for(config: Config, index: int = 0) -> AccountRunner:
+    return AccountRunner(config.accounts[index], config)
+
+
+def render(statuses: Iterable[AccountStatus], now: float = FIXED_NOW) -> str:
+    """The exposition text /metrics would serve for these accounts at `now`."""
+    collector = ExporterCollector(lambda: list(statuses), clock=lambda: now)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return generate_latest(registry).decode()
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    """Every vendor simulator, serving its curated fleet on an ephemeral 127.0.0.1 port."""
+    simulator = Simulator()
+    await simulator.start()
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()
+
+
+def sim_account(sim: Simulator, vendor: str, **overrides: Any) -> dict[str, Any]:
+    """The config account that polls `vendor` on the simulator, with overrides."""
+    account = next(a for a in sim.accounts() if a["vendor"] == vendor)
+    return {**account, **overrides}
+
+
+def golden_status(account: AccountBase, states: StateSets, result: PollResult) -> AccountStatus:
+    """An account after one successful poll at FIXED_NOW, with fixed self-metric values."""
+    snapshot, _ = build_snapshot(account, states, result, taken_at=FIXED_NOW)
+    status = AccountStatus(account.vendor, account.name, 300.0)  # type: ignore[attr-defined]
+    status.snapshot = snapshot
+    status.polls_total = 1
+    status.last_ok = True
+    status.last_poll_end = status.last_success_end = FIXED_NOW
+    status.last_duration = 0.25
+    status.requests.update({"200": 3})
+    return status
+
+
+def assert_golden(name: str, text: str) -> None:
+    """Compare exposition text with tests/golden/<name>; UPDATE_GOLDEN=1 rewrites the file."""
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.write_text(text)
+    assert text == path.read_text(), f"{name} differs; review, then rerun with UPDATE_GOLDEN=1"

@@ -1,0 +1,118 @@
+"""Fivetran: translation of seed-shaped JSON, and the client against the simulator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from exporter.errors import BadResponse
+from exporter.model import Connector, Health
+from exporter.vendors import fivetran
+from tests.conftest import fixture_json
+
+
+def by_id() -> dict[str, Connector]:
+    page = fixture_json("fivetran", "connections.json")
+    items, cursor = fivetran.parse_page(page)
+    assert cursor is None
+    return {c.connector_id: c for c in fivetran.translate(items)}
+
+
+def test_every_health_rule_of_the_spec_row() -> None:
+    got = {cid: c.health for cid, c in by_id().items()}
+    assert got == {
+        "ft_orders": Health.HEALTHY,
+        "ft_crm": Health.HEALTHY,
+        "ft_legacy": Health.PAUSED,
+        "ft_billing": Health.BROKEN,
+        "ft_onboarding": Health.INCOMPLETE,
+        "ft_events": Health.FAILING,
+        "ft_ads": Health.DEGRADED,
+        "ft_marketing": Health.DEGRADED,
+        "ft_hr": Health.DEGRADED,
+        "ft_warehouse": Health.HEALTHY,
+        "ft_future": Health.HEALTHY,
+        "ft_sparse": Health.HEALTHY,
+        # paused wins over a broken setup: the first rule that applies, top down
+        "ft_paused_broken": Health.PAUSED,
+    }
+
+
+def test_fields_map_to_the_model() -> None:
+    hr = by_id()["ft_hr"]
+    assert (hr.name, hr.integration, hr.group, hr.end_user) == (
+        "hr",
+        "workday",
+        "warehouse_prod",
+        "",
+    )
+    assert (hr.setup_state, hr.sync_state, hr.update_state) == (
+        "connected",
+        "scheduled",
+        "on_schedule",
+    )
+    assert (hr.tasks, hr.warnings) == (1, 2)
+    assert hr.sync_frequency == 360 * 60
+    # 2024-12-02T00:00Z minus 30 minutes, from the fixture's succeeded_at
+    assert hr.last_success == pytest.approx(1733097600.0 - 1800)
+    assert hr.relink_needed is False and hr.paused is False
+    marketing = by_id()["ft_marketing"]
+    assert marketing.sync_state == "rescheduled"
+    assert marketing.next_sync == pytest.approx(1733097600.0 + 7200)
+
+
+def test_unknown_enum_values_map_to_other() -> None:
+    assert by_id()["ft_future"].setup_state == "other"
+
+
+def test_nulls_missing_and_bad_fields_produce_no_values() -> None:
+    sparse = by_id()["ft_sparse"]
+    assert sparse.setup_state is None and sparse.sync_state is None and sparse.update_state is None
+    assert sparse.last_success is None and sparse.last_failure is None  # "not-a-date"
+    assert sparse.sync_frequency is None and sparse.tasks is None and sparse.warnings is None
+    assert sparse.group == "" and sparse.paused is False
+
+
+def test_items_without_id_or_not_objects_are_skipped() -> None:
+    page = fixture_json("fivetran", "connections.json")
+    assert len(page["data"]["items"]) == len(by_id()) + 2
+
+
+@pytest.mark.parametrize(
+    ("data", "cursor"),
+    [
+        ({"data": {"items": [], "next_cursor": "abc"}}, "abc"),
+        ({"data": {"items": [], "nextCursor": "def"}}, "def"),
+        ({"data": {"items": [], "next_cursor": ""}}, None),
+        ({"data": {"items": [], "next_cursor": None}}, None),
+        ({"data": {"items": []}}, None),
+    ],
+)
+def test_parse_page_cursor_variants(data: dict[str, Any], cursor: str | None) -> None:
+    assert fivetran.parse_page(data) == ([], cursor)
+
+
+@pytest.mark.parametrize(
+    "data", [[], {"data": None}, {"data": {"items": {"not": "a list"}}}, "text", None]
+)
+def test_parse_page_rejects_wrong_shapes(data: Any) -> None:
+    with pytest.raises(BadResponse):
+        fivetran.parse_page(data)
+
+
+def test_failed_after_success_is_failing_and_before_is_not() -> None:
+    base = {"id": "x", "status": {"setup_state": "connected"}}
+    later = fivetran.translate_one(
+        {**base, "succeeded_at": "2024-12-01T00:00:00Z", "failed_at": "2024-12-01T00:00:01Z"}
+    )
+    earlier = fivetran.translate_one(
+        {**base, "succeeded_at": "2024-12-01T00:00:01Z", "failed_at": "2024-12-01T00:00:00Z"}
+    )
+    never = fivetran.translate_one({**base, "failed_at": "2024-12-01T00:00:00Z"})
+    assert later is not None and earlier is not None and never is not None
+    assert (later.health, earlier.health, never.health) == (
+        Health.FAILING,
+        Health.HEALTHY,
+        Health.FAILING,
+    )
