@@ -1,0 +1,381 @@
+"""Apideck: catalog and Vault translation, the simulator over real sockets, golden exposition."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+
+from exporter import logs
+from exporter.config import ConfigError, parse_config
+from exporter.errors import BadResponse
+from exporter.model import CatalogEntry, Connector, Health, PollResult
+from exporter.simulator import Simulator
+from exporter.simulator import apideck as apideck_sim
+from exporter.simulator.base import Fault
+from exporter.vendors import apideck
+from tests.conftest import (
+    FIXED_NOW,
+    assert_golden,
+    fixture_json,
+    golden_status,
+    make_config,
+    render,
+    runner_for,
+    sim_account,
+)
+
+SENTINEL = "SENTINEL-SECRET-3f9c1a"  # in every connection's `settings` in the fixtures
+HOUR = 3600.0
+
+
+def connections() -> dict[str, Connector]:
+    listed, cursor = apideck.parse_page(fixture_json("apideck", "consumers.json"))
+    assert cursor == "Y3Vyc29yOjM="
+    detail = apideck.parse_consumer(fixture_json("apideck", "consumer-globex.json"))
+    out = apideck.translate_consumer(listed[0]) + apideck.translate_consumer(detail)
+    return {c.connector_id: c for c in out}
+
+
+def catalog() -> dict[str, CatalogEntry]:
+    items, cursor = apideck.parse_page(fixture_json("apideck", "connectors.json"))
+    assert cursor is None
+    return {e.connector_id: e for e in apideck.translate_catalog(items)}
+
+
+def test_every_health_rule_of_the_spec_row() -> None:
+    got = {cid: c.health for cid, c in connections().items()}
+    assert got == {
+        "acme/crm+salesforce": Health.HEALTHY,
+        "acme/crm+hubspot": Health.PAUSED,  # enabled false wins over invalid
+        "globex/crm+salesforce": Health.RELINK_NEEDED,  # state invalid
+        "globex/accounting+xero": Health.RELINK_NEEDED,  # health revoked
+        "globex/hris+personio": Health.RELINK_NEEDED,  # health needs_consent
+        "globex/ats+teamtailor": Health.INCOMPLETE,  # missing_settings
+        "globex/crm+pipedrive": Health.DEGRADED,  # pending_refresh
+        "globex/crm+copper": Health.DEGRADED,  # degraded
+        "globex/pos+square": Health.INCOMPLETE,  # state available, not callable
+        "globex/crm+close": Health.INCOMPLETE,  # unknown state is not callable
+        "globex/crm+attio": Health.HEALTHY,  # unknown health, callable
+        "globex/file-storage+box": Health.INCOMPLETE,  # pending_confirmation, authorized
+        "globex/crm+zoho": Health.HEALTHY,
+        "globex/lead+sparse": Health.UNKNOWN,  # neither state nor health
+    }
+
+
+def test_identity_states_and_relink_gauge() -> None:
+    c = connections()
+    sf = c["globex/crm+salesforce"]
+    assert (sf.name, sf.integration, sf.group, sf.end_user) == (
+        "Salesforce",
+        "salesforce",
+        "crm",
+        "globex",
+    )
+    assert sf.setup_state == "invalid" and sf.relink_needed is True
+    # relink_needed is set from its own field, even where `paused` wins the health
+    hubspot = c["acme/crm+hubspot"]
+    assert hubspot.paused is True and hubspot.relink_needed is True
+    assert c["globex/accounting+xero"].relink_needed is True
+    assert c["globex/ats+teamtailor"].setup_state == "added"
+    assert c["globex/file-storage+box"].setup_state == "authorized"
+    assert c["globex/pos+square"].setup_state == "available"
+    assert c["globex/crm+close"].setup_state == "other"
+    assert c["acme/crm+salesforce"].setup_state == "callable"
+    assert not any(x.paused for k, x in c.items() if k != "acme/crm+hubspot")
+
+
+def test_millisecond_and_iso_timestamps_zero_and_null_are_none() -> None:
+    c = connections()
+    assert c["globex/crm+salesforce"].last_failure == pytest.approx(FIXED_NOW - 2 * HOUR)
+    assert c["globex/crm+salesforce"].credential_expiry is None  # 0 = no retention window
+    pipedrive = c["globex/crm+pipedrive"]
+    assert pipedrive.credential_expiry == pytest.approx(FIXED_NOW + 5 * 24 * HOUR)
+    assert pipedrive.last_failure == pytest.approx(FIXED_NOW - 0.5 * HOUR)  # ISO 8601 form
+    zoho = c["globex/crm+zoho"]
+    assert zoho.credential_expiry is None and zoho.last_failure is None  # null and garbage
+    sparse = c["globex/lead+sparse"]
+    assert (sparse.name, sparse.integration, sparse.group, sparse.setup_state) == ("", "", "", None)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (1730000000000, 1730000000.0),
+        ("1730000000000", 1730000000.0),
+        (0, None),
+        ("0", None),
+        (None, None),
+        (True, None),
+        ("2024-12-01T23:30:00Z", FIXED_NOW - 0.5 * HOUR),
+        ("yesterday", None),
+        ({"ms": 1}, None),
+    ],
+)
+def test_parse_millis(value: Any, seconds: float | None) -> None:
+    assert apideck.parse_millis(value) == (pytest.approx(seconds) if seconds else None)
+
+
+def test_catalog_statuses_hyphen_unknown_and_null() -> None:
+    c = catalog()
+    assert {k: e.status for k, e in c.items()} == {
+        "crm+salesforce": "live",
+        "hris+bamboohr": "beta",
+        "accounting+exact-online": "early_access",
+        "ats+teamtailor": "development",
+        "crm+copper": "considering",
+        "pos+square": "other",
+        "crm+nostatus": None,
+    }
+    assert (c["hris+bamboohr"].name, c["hris+bamboohr"].auth_type) == ("BambooHR", "apiKey")
+    assert c["crm+nostatus"].auth_type == ""
+
+
+def test_settings_are_never_carried() -> None:
+    assert all(SENTINEL not in repr(c) for c in connections().values())
+
+
+@pytest.mark.parametrize("data", [[], {"data": {"not": "a list"}}, "text"])
+def test_parse_page_rejects_wrong_shapes(data: Any) -> None:
+    with pytest.raises(BadResponse):
+        apideck.parse_page(data)
+
+
+def test_parse_consumer_rejects_wrong_shapes() -> None:
+    with pytest.raises(BadResponse):
+        apideck.parse_consumer({"data": []})
+
+
+def test_config_rejects_nothing_to_poll() -> None:
+    text = (
+        "accounts:\n  - {vendor: apideck, name: a, api_key: k, app_id: x,"
+        " catalog: false, connections: false}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, env={})
+    assert [p.path for p in err.value.problems] == ["accounts[0]"]
+    assert "nothing to poll" in str(err.value)
+
+
+# --- golden exposition ---------------------------------------------------------------------
+def golden_text() -> str:
+    config = make_config([{"vendor": "apideck", "name": "unify", "api_key": "k", "app_id": "app1"}])
+    result = PollResult(connectors=tuple(connections().values()), catalog=tuple(catalog().values()))
+    return render([golden_status(config.accounts[0], apideck.STATES, result)])
+
+
+def test_golden() -> None:
+    text = golden_text()
+    assert_golden("apideck.metrics.txt", text)
+    # catalog StateSet: one series per known status plus `other`, a null status has none
+    status_lines = [
+        line for line in text.splitlines() if line.startswith("connector_catalog_status{")
+    ]
+    assert len(status_lines) == 6 * 6
+    assert not any('connector_id="crm+nostatus"' in line for line in status_lines)
+
+
+# --- the simulator over real sockets -------------------------------------------------------
+async def poll(sim: Simulator, **overrides: Any) -> Any:
+    runner = runner_for(make_config([sim_account(sim, "apideck", **overrides)]))
+    try:
+        ok = await runner.poll()
+    finally:
+        await runner.aclose()
+    return ok, runner
+
+
+async def test_polls_catalog_and_every_consumer(sim: Simulator) -> None:
+    ok, runner = await poll(sim)
+    assert ok, runner.status.last_error
+    snap = runner.status.snapshot
+    fleet = sim.vendors["apideck"].connectors
+    assert {c.connector_id for c in snap.connectors} == set(fleet)
+    assert {e.connector_id for e in snap.catalog} == {e["id"] for e in apideck_sim.CATALOG}
+    healths = {c.health for c in snap.connectors}
+    assert healths == {
+        Health.HEALTHY,
+        Health.PAUSED,
+        Health.RELINK_NEEDED,
+        Health.INCOMPLETE,
+        Health.DEGRADED,
+    }
+    states = {c.setup_state for c in snap.connectors}
+    assert states == {*apideck.STATES.setup, "other"}
+    # one catalog page, one consumer page, one detail request per consumer (hooli has none)
+    consumers = {c["consumer_id"] for c in fleet.values()} | set(apideck_sim.EMPTY_CONSUMERS)
+    assert runner.status.requests["200"] == 2 + len(consumers)
+
+
+async def test_tiny_pages_follow_every_cursor(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(apideck, "PAGE_SIZE", 2)
+    ok, runner = await poll(sim)
+    assert ok, runner.status.last_error
+    assert len(runner.status.snapshot.catalog) == len(apideck_sim.CATALOG)
+    assert len(runner.status.snapshot.connectors) == len(sim.vendors["apideck"].connectors)
+    consumers = 5  # acme, globex, initech, umbrella, hooli
+    assert runner.api.stats.pages == 4 + 3 + consumers  # 7 catalog entries, 5 consumers
+
+
+async def test_catalog_or_connections_can_be_switched_off(sim: Simulator) -> None:
+    ok, runner = await poll(sim, connections=False)
+    assert ok and not runner.status.snapshot.connectors and runner.status.snapshot.catalog
+    assert runner.api.stats.requests == 1
+    ok, runner = await poll(sim, catalog=False)
+    assert ok and runner.status.snapshot.connectors and not runner.status.snapshot.catalog
+
+
+async def test_generated_fleet_over_several_pages() -> None:
+    simulator = Simulator(sizes={"apideck": 2500})
+    await simulator.start()
+    try:
+        ok, runner = await poll(simulator)
+    finally:
+        await simulator.stop()
+    assert ok, runner.status.last_error
+    assert len(runner.status.snapshot.connectors) == 2500
+    # 250 consumers (+1 without connections) on two list pages, then one detail each
+    assert runner.api.stats.requests == 1 + 2 + 251
+
+
+async def test_wrong_key_or_app_id_is_401(sim: Simulator) -> None:
+    ok, runner = await poll(sim, app_id="another-app")
+    assert not ok
+    assert "HTTP 401: Unauthorized Request" in runner.status.last_error
+    assert runner.status.requests == {"401": 1}
+    ok, runner = await poll(sim, api_key="wrong-key-123456")
+    assert not ok and "wrong-key-123456" not in runner.status.last_error
+
+
+async def test_402_quota_fails_the_poll_with_its_message_and_no_retry(sim: Simulator) -> None:
+    sim.vendors["apideck"].fault = Fault(mode="error", status=402, count=1)
+    runner = runner_for(make_config([sim_account(sim, "apideck")], max_retries=3))
+    try:
+        assert not await runner.poll()
+    finally:
+        await runner.aclose()
+    assert runner.status.last_error.endswith(f"HTTP 402: {apideck_sim.QUOTA_MESSAGE}")
+    assert runner.status.requests == {"402": 1}
+
+
+async def test_cursor_loop_stops_the_poll(sim: Simulator) -> None:
+    sim.vendors["apideck"].fault = Fault(mode="cursor_loop")
+    ok, runner = await poll(sim)
+    assert not ok
+    assert "cursor it had returned before" in runner.status.last_error
+    assert runner.status.requests["200"] <= 3
+
+
+async def test_control_api_addresses_consumer_slash_connection(sim: Simulator) -> None:
+    base = f"http://127.0.0.1:{sim.port}/_control/apideck/connectors"
+    async with httpx.AsyncClient() as client:
+        r = await client.post(f"{base}/acme/crm+salesforce/health", json={"health": "incomplete"})
+        assert r.status_code == 200 and r.json()["state"] == "added"
+        r = await client.delete(f"{base}/initech/crm+hubspot")
+        assert r.status_code == 204
+        r = await client.delete(f"{base}/initech/crm+hubspot")
+        assert r.status_code == 404
+    ok, runner = await poll(sim)
+    assert ok
+    by_id = {c.connector_id: c for c in runner.status.snapshot.connectors}
+    assert by_id["acme/crm+salesforce"].health == Health.INCOMPLETE
+    assert "initech/crm+hubspot" not in by_id
+
+
+async def test_consumer_deleted_between_listing_and_detail_is_skipped() -> None:
+    """A 404 on one consumer's detail drops that consumer, not the poll."""
+
+    async def consumers(_: web.Request) -> web.Response:
+        return web.json_response(
+            {"data": [{"consumer_id": "gone"}, {"consumer_id": "here"}], "meta": {}}
+        )
+
+    async def consumer(request: web.Request) -> web.Response:
+        cid = request.match_info["cid"]
+        if cid == "gone":
+            return apideck_sim.error(404, "Unknown Resource")
+        return web.json_response(
+            {"data": {"consumer_id": cid, "connections": [{"id": "crm+x", "state": "callable"}]}}
+        )
+
+    app = web.Application()
+    app.router.add_get("/vault/consumers", consumers)
+    app.router.add_get("/vault/consumers/{cid}", consumer)
+    async with served(app) as url:
+        account = {"vendor": "apideck", "name": "a", "api_key": "k", "app_id": "x"}
+        runner = runner_for(make_config([{**account, "base_url": url, "catalog": False}]))
+        assert await runner.poll(), runner.status.last_error
+        await runner.aclose()
+    assert runner.status.snapshot is not None
+    assert [c.connector_id for c in runner.status.snapshot.connectors] == ["here/crm+x"]
+
+
+# --- secrets ------------------------------------------------------------------------------
+async def test_sentinels_never_leak(sim: Simulator) -> None:
+    key = "SENTINEL-apideck-key-5e0b"
+    stream = io.StringIO()
+    logs.configure("debug", "json", stream=stream)
+    vsim = sim.vendors["apideck"]
+    vsim.api_key = key  # type: ignore[attr-defined]
+    for connection in vsim.connectors.values():
+        connection["settings"] = {"api_key": SENTINEL, "password": SENTINEL}
+    runner = runner_for(make_config([sim_account(sim, "apideck", api_key=key)]))
+    errors: list[str] = []
+    try:
+        assert await runner.poll()
+        good = render([runner.status])
+        for mode in ("error", "unauthorized", "malformed", "cursor_loop"):
+            vsim.fault = Fault(mode=mode, status=402)
+            assert not await runner.poll()
+            errors.append(runner.status.last_error)
+        vsim.fault = None
+    finally:
+        await runner.aclose()
+    text = render([runner.status])
+    assert 'connector_id="acme/crm+salesforce"' in text  # last good series stay
+    for blob in (good, text, stream.getvalue(), *errors):
+        assert SENTINEL not in blob and key not in blob
+    assert '"event": "poll"' in stream.getvalue()
+
+
+async def test_a_vendor_echoing_the_key_is_redacted() -> None:
+    key = "SENTINEL-echoed-key-77c1"
+
+    async def echo(request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        return apideck_sim.error(400, f"bad header {auth}")
+
+    app = web.Application()
+    app.router.add_get("/connector/connectors", echo)
+    stream = io.StringIO()
+    logs.configure("debug", "json", stream=stream)
+    async with served(app) as url:
+        account = {"vendor": "apideck", "name": "a", "api_key": key, "app_id": "x"}
+        runner = runner_for(make_config([{**account, "base_url": url}]))
+        assert not await runner.poll()
+        await runner.aclose()
+    assert "bad header Bearer [REDACTED]" in runner.status.last_error
+    assert key not in runner.status.last_error and key not in stream.getvalue()
+    assert key not in json.dumps(render([runner.status]))
+
+
+@contextlib.asynccontextmanager
+async def served(app: web.Application) -> AsyncIterator[str]:
+    """A throwaway aiohttp app on an ephemeral 127.0.0.1 port; yields its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server: Any = site._server
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        await runner.cleanup()
