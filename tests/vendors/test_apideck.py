@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -30,6 +28,7 @@ from tests.conftest import (
     runner_for,
     sim_account,
 )
+from tests.vendors.helpers import served
 
 SENTINEL = "SENTINEL-SECRET-3f9c1a"  # in every connection's `settings` in the fixtures
 HOUR = 3600.0
@@ -365,17 +364,3 @@ async def test_a_vendor_echoing_the_key_is_redacted() -> None:
     assert "bad header Bearer [REDACTED]" in runner.status.last_error
     assert key not in runner.status.last_error and key not in stream.getvalue()
     assert key not in json.dumps(render([runner.status]))
-
-
-@contextlib.asynccontextmanager
-async def served(app: web.Application) -> AsyncIterator[str]:
-    """A throwaway aiohttp app on an ephemeral 127.0.0.1 port; yields its base URL."""
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server: Any = site._server
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    finally:
-        await runner.cleanup()

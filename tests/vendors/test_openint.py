@@ -1,0 +1,309 @@
+"""OpenInt: catalog and connection translation, offset paging, the simulator, golden exposition."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+
+from exporter import logs
+from exporter.errors import BadResponse
+from exporter.model import CatalogEntry, Connector, Health, PollResult
+from exporter.simulator import Simulator
+from exporter.simulator import openint as openint_sim
+from exporter.simulator.base import Fault
+from exporter.vendors import openint
+from tests.conftest import (
+    assert_golden,
+    fixture_json,
+    golden_status,
+    make_config,
+    render,
+    runner_for,
+    sim_account,
+)
+from tests.vendors.helpers import served
+
+SENTINEL = "SENTINEL-SECRET-3f9c1a"  # in every connection's `settings` in the fixtures
+
+
+def connections() -> dict[str, Connector]:
+    items, total = openint.parse_page(fixture_json("openint", "connections.json"))
+    assert total == 11
+    return {c.connector_id: c for c in openint.translate(items)}
+
+
+def catalog() -> dict[str, CatalogEntry]:
+    items, _ = openint.parse_page(fixture_json("openint", "connectors.json"))
+    return {e.connector_id: e for e in openint.translate_catalog(items)}
+
+
+def test_every_health_rule_of_the_spec_row() -> None:
+    assert {cid: c.health for cid, c in connections().items()} == {
+        "conn_sf_acme": Health.HEALTHY,
+        "conn_hs_acme": Health.HEALTHY,  # manual
+        "conn_gh_globex": Health.RELINK_NEEDED,  # disconnected
+        "conn_plaid_globex": Health.FAILING,  # error
+        "conn_sf_initech": Health.UNKNOWN,  # unknown
+        "conn_twenty_initech": Health.UNKNOWN,  # null
+        "conn_hs_umbrella": Health.PAUSED,  # disabled wins over disconnected
+        "conn_sf_umbrella": Health.UNKNOWN,  # a status the API does not document
+        "conn_sparse": Health.UNKNOWN,
+    }
+
+
+def test_identity_states_and_gauges() -> None:
+    c = connections()
+    gh = c["conn_gh_globex"]
+    assert (gh.name, gh.integration, gh.group, gh.end_user) == (
+        "greenhouse",
+        "greenhouse",
+        "ccfg_greenhouse_prod",
+        "cus_globex",
+    )
+    assert gh.setup_state == "disconnected" and gh.relink_needed is True
+    umbrella = c["conn_hs_umbrella"]
+    assert umbrella.paused is True and umbrella.relink_needed is True  # own field
+    assert c["conn_sf_umbrella"].setup_state == "other"
+    assert c["conn_twenty_initech"].setup_state is None
+    assert c["conn_hs_acme"].setup_state == "manual"
+    sparse = c["conn_sparse"]
+    assert (sparse.name, sparse.group, sparse.end_user, sparse.paused) == ("", "", "", False)
+
+
+def test_catalog_stage_auth_type_and_names() -> None:
+    c = catalog()
+    assert {k: e.status for k, e in c.items()} == {
+        "salesforce": "ga",
+        "greenhouse": "beta",
+        "twenty": "alpha",
+        "acme-oauth2": "other",
+        "legacy": None,
+    }
+    assert (c["salesforce"].name, c["salesforce"].auth_type) == ("Salesforce", "OAUTH2")
+    assert (c["legacy"].name, c["legacy"].auth_type) == ("legacy", "BASIC")
+
+
+def test_settings_are_never_carried() -> None:
+    assert all(SENTINEL not in repr(c) for c in connections().values())
+
+
+@pytest.mark.parametrize(
+    ("data", "total"),
+    [
+        ({"items": [], "total": 0}, 0),
+        ({"items": []}, None),
+        ({"items": [], "total": "7"}, None),
+        ({"items": [], "total": True}, None),
+        ({"items": [], "total": -1}, None),
+    ],
+)
+def test_parse_page_total(data: dict[str, Any], total: int | None) -> None:
+    assert openint.parse_page(data) == ([], total)
+
+
+@pytest.mark.parametrize("data", [[], {"items": {"a": 1}}, None])
+def test_parse_page_rejects_wrong_shapes(data: Any) -> None:
+    with pytest.raises(BadResponse):
+        openint.parse_page(data)
+
+
+def pages_of(items: list[dict[str, Any]], total: int | None, served_limit: int) -> Any:
+    calls: list[int] = []
+
+    async def fetch(offset: int) -> tuple[list[Any], int | None]:
+        calls.append(offset)
+        return items[offset : offset + served_limit], total
+
+    return fetch, calls
+
+
+async def collect(fetch: Any, limit: int) -> list[Any]:
+    return [item async for page in openint.offset_pages(fetch, limit) for item in page]
+
+
+async def test_offset_pages_follow_total_even_when_the_server_caps_the_limit() -> None:
+    items = [{"id": str(i)} for i in range(7)]
+    fetch, calls = pages_of(items, 7, served_limit=3)  # asked for 1000, served 3
+    assert await collect(fetch, 1000) == items
+    assert calls == [0, 3, 6]
+
+
+async def test_offset_pages_stop_on_an_empty_page_when_total_overcounts() -> None:
+    items = [{"id": str(i)} for i in range(4)]
+    fetch, calls = pages_of(items, 10, served_limit=2)
+    assert await collect(fetch, 2) == items
+    assert calls == [0, 2, 4]
+
+
+async def test_offset_pages_without_total_stop_on_a_short_page() -> None:
+    items = [{"id": str(i)} for i in range(5)]
+    fetch, calls = pages_of(items, None, served_limit=2)
+    assert await collect(fetch, 2) == items
+    assert calls == [0, 2, 4]
+
+
+async def test_offset_pages_detect_a_server_ignoring_offset() -> None:
+    async def fetch(offset: int) -> tuple[list[Any], int | None]:
+        return [{"id": "a"}, {"id": "b"}], 100
+
+    with pytest.raises(BadResponse, match="returned before"):
+        await collect(fetch, 2)
+
+
+# --- golden exposition ---------------------------------------------------------------------
+def golden_text() -> str:
+    config = make_config([{"vendor": "openint", "name": "oi", "token": "t"}])
+    result = PollResult(connectors=tuple(connections().values()), catalog=tuple(catalog().values()))
+    return render([golden_status(config.accounts[0], openint.STATES, result)])
+
+
+def test_golden() -> None:
+    text = golden_text()
+    assert_golden("openint.metrics.txt", text)
+    assert 'connector_catalog_status{account="oi",connector_id="twenty",status="alpha"' in text
+    assert not any("timestamp" in line and "connector_id" in line for line in text.splitlines())
+
+
+# --- the simulator over real sockets -------------------------------------------------------
+async def poll(sim: Simulator, **overrides: Any) -> Any:
+    runner = runner_for(make_config([sim_account(sim, "openint", **overrides)]))
+    try:
+        ok = await runner.poll()
+    finally:
+        await runner.aclose()
+    return ok, runner
+
+
+async def test_polls_catalog_and_connections(sim: Simulator) -> None:
+    ok, runner = await poll(sim)
+    assert ok, runner.status.last_error
+    snap = runner.status.snapshot
+    assert {c.connector_id for c in snap.connectors} == set(sim.vendors["openint"].connectors)
+    assert {e.connector_id for e in snap.catalog} == {e["name"] for e in openint_sim.CATALOG}
+    assert {c.setup_state for c in snap.connectors} == {*openint.STATES.setup, "other", None}
+    assert {c.health for c in snap.connectors} == {
+        Health.HEALTHY,
+        Health.RELINK_NEEDED,
+        Health.FAILING,
+        Health.PAUSED,
+        Health.UNKNOWN,
+    }
+
+
+async def test_wrong_has_next_page_is_ignored(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The simulator computes has_next_page with the documented (inverted) formula.
+    async with httpx.AsyncClient() as client:
+        r = await client.get(
+            sim.url("openint") + "/connection",
+            params={"limit": 3, "offset": 0},
+            headers={"Authorization": f"Bearer {openint_sim.TOKEN}"},
+        )
+    first = r.json()
+    assert first["has_next_page"] is False and first["total"] > 3
+    monkeypatch.setattr(openint, "PAGE_SIZE", 3)
+    ok, runner = await poll(sim, catalog=False)
+    assert ok, runner.status.last_error
+    assert len(runner.status.snapshot.connectors) == len(sim.vendors["openint"].connectors) == 8
+    assert runner.api.stats.pages == 3  # 3 + 3 + 2
+
+
+async def test_generated_fleet_over_several_pages() -> None:
+    simulator = Simulator(sizes={"openint": 2345})
+    await simulator.start()
+    try:
+        ok, runner = await poll(simulator, catalog=False)
+    finally:
+        await simulator.stop()
+    assert ok, runner.status.last_error
+    assert len(runner.status.snapshot.connectors) == 2345
+    assert runner.api.stats.requests == 3
+
+
+async def test_401_fails_the_poll_with_the_vendor_message(sim: Simulator) -> None:
+    ok, runner = await poll(sim, token="not-the-token-42")
+    assert not ok
+    assert runner.status.last_error.endswith("HTTP 401: Invalid API key or token")
+    assert "not-the-token-42" not in runner.status.last_error
+
+
+async def test_ignored_offset_stops_the_poll(sim: Simulator) -> None:
+    sim.vendors["openint"].fault = Fault(mode="cursor_loop")
+    runner = runner_for(make_config([sim_account(sim, "openint", catalog=False)]))
+    original = openint.PAGE_SIZE
+    openint.PAGE_SIZE = 2
+    try:
+        assert not await runner.poll()
+    finally:
+        openint.PAGE_SIZE = original
+        await runner.aclose()
+    assert "page it had returned before" in runner.status.last_error
+    assert runner.status.requests == {"200": 2}
+
+
+async def test_control_api_health_and_delete(sim: Simulator) -> None:
+    base = f"http://127.0.0.1:{sim.port}/_control/openint/connectors"
+    async with httpx.AsyncClient() as client:
+        for health in openint_sim.OpenintSim.healths:
+            r = await client.post(f"{base}/conn_sf_acme/health", json={"health": health})
+            assert r.status_code == 200
+            ok, runner = await poll(sim, catalog=False)
+            assert ok
+            got = {c.connector_id: c.health for c in runner.status.snapshot.connectors}
+            assert got["conn_sf_acme"] == Health(health)
+        assert (await client.delete(f"{base}/conn_sf_acme")).status_code == 204
+    ok, runner = await poll(sim, catalog=False)
+    assert ok
+    assert "conn_sf_acme" not in {c.connector_id for c in runner.status.snapshot.connectors}
+
+
+# --- secrets ------------------------------------------------------------------------------
+async def test_sentinels_never_leak(sim: Simulator) -> None:
+    token = "SENTINEL-openint-token-a91f"
+    stream = io.StringIO()
+    logs.configure("debug", "json", stream=stream)
+    vsim = sim.vendors["openint"]
+    vsim.token = token  # type: ignore[attr-defined]
+    for connection in vsim.connectors.values():
+        connection["settings"] = {"oauth": {"credentials": {"access_token": SENTINEL}}}
+        connection["status_message"] = "ok"
+    runner = runner_for(make_config([sim_account(sim, "openint", token=token)]))
+    errors: list[str] = []
+    try:
+        assert await runner.poll()
+        good = render([runner.status])
+        for mode in ("error", "unauthorized", "html", "malformed"):
+            vsim.fault = Fault(mode=mode, status=503)
+            assert not await runner.poll()
+            errors.append(runner.status.last_error)
+    finally:
+        await runner.aclose()
+    text = render([runner.status])
+    assert 'connector_id="conn_sf_acme"' in text
+    for blob in (good, text, stream.getvalue(), *errors):
+        assert SENTINEL not in blob and token not in blob
+
+
+async def test_a_vendor_echoing_the_token_is_redacted() -> None:
+    token = "SENTINEL-openint-echo-0d2e"
+
+    async def echo(request: web.Request) -> web.Response:
+        message = f"token {request.headers.get('Authorization')} is not allowed"
+        return web.json_response({"code": "FORBIDDEN", "message": message}, status=403)
+
+    app = web.Application()
+    app.router.add_get("/connector", echo)
+    stream = io.StringIO()
+    logs.configure("debug", "json", stream=stream)
+    async with served(app) as url:
+        account = {"vendor": "openint", "name": "a", "token": token, "base_url": url}
+        runner = runner_for(make_config([account]))
+        assert not await runner.poll()
+        await runner.aclose()
+    assert "token Bearer [REDACTED] is not allowed" in runner.status.last_error
+    assert token not in runner.status.last_error and token not in stream.getvalue()
