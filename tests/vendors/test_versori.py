@@ -1,0 +1,231 @@
+"""Versori: per-connection translation (credentials, expiry, scheme messages), the simulator,
+golden exposition, and credential `data` that never leaves the vendor's JSON."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import httpx
+import pytest
+
+from exporter import logs
+from exporter.errors import BadResponse
+from exporter.model import Connector, Health, PollResult
+from exporter.simulator import Simulator
+from exporter.simulator import versori as versori_sim
+from exporter.simulator.base import Fault
+from exporter.vendors import versori
+from tests.conftest import (
+    FIXED_NOW,
+    assert_golden,
+    fixture_json,
+    golden_status,
+    make_config,
+    render,
+    runner_for,
+    sim_account,
+)
+
+SENTINEL = "SENTINEL-SECRET-3f9c1a"  # every credential's `data` in the fixture holds it
+ORG = "01HFIXTUREORG000000000000"
+HOUR = 3600.0
+
+
+def connections(now: float = FIXED_NOW) -> dict[str, Connector]:
+    items, cursor = versori.parse_page(fixture_json("versori", "connectors.json"))
+    assert cursor is None  # `next: ""` ends the listing
+    return {c.connector_id: c for c in versori.translate(items, ORG, now)}
+
+
+def test_every_health_rule_of_the_spec_row() -> None:
+    assert {cid: c.health for cid, c in connections().items()} == {
+        "conn_sf_prod": Health.HEALTHY,
+        "conn_sf_eu": Health.RELINK_NEEDED,  # credential errors non-empty
+        "conn_sf_sandbox": Health.RELINK_NEEDED,  # expiresAt in the past
+        "conn_sf_both": Health.RELINK_NEEDED,  # invalid wins over an error message
+        "conn_shop": Health.DEGRADED,  # warning message
+        "conn_ns": Health.BROKEN,  # error message on the embedded scheme
+        "conn_shared": Health.BROKEN,  # error message on the connector's copy of the scheme
+        "conn_hs": Health.HEALTHY,  # info message
+        "conn_slack": Health.HEALTHY,
+        "conn_slack_null": Health.HEALTHY,
+        "conn_hook": Health.HEALTHY,  # no credentials at all
+    }
+
+
+def test_setup_state_valid_invalid_unvalidated() -> None:
+    assert {cid: c.setup_state for cid, c in connections().items()} == {
+        "conn_sf_prod": "valid",
+        "conn_sf_eu": "invalid",
+        "conn_sf_sandbox": "valid",  # expired, but its errors are empty
+        "conn_sf_both": "invalid",
+        "conn_shop": "valid",
+        "conn_ns": "valid",
+        "conn_shared": "valid",
+        "conn_hs": "valid",
+        "conn_slack": "unvalidated",  # the trigger credential has no `errors`
+        "conn_slack_null": "unvalidated",  # `errors: null`
+        "conn_hook": "unvalidated",
+    }
+
+
+def test_identity_expiry_and_relink_gauge() -> None:
+    c = connections()
+    prod = c["conn_sf_prod"]
+    assert (prod.name, prod.integration, prod.group, prod.end_user) == (
+        "Salesforce prod",
+        "Salesforce",
+        ORG,
+        "",
+    )
+    assert prod.credential_expiry == pytest.approx(FIXED_NOW + 30 * 24 * HOUR)
+    assert c["conn_slack"].credential_expiry == pytest.approx(FIXED_NOW + 12 * HOUR)  # earliest
+    assert c["conn_hook"].credential_expiry is None
+    assert c["conn_sf_sandbox"].relink_needed and c["conn_sf_eu"].relink_needed
+    assert not c["conn_ns"].relink_needed and not any(x.paused for x in c.values())
+
+
+def test_expired_depends_on_now() -> None:
+    earlier = connections(now=FIXED_NOW - 3 * HOUR)["conn_sf_sandbox"]
+    assert earlier.health == Health.HEALTHY and not earlier.relink_needed
+    later = connections(now=FIXED_NOW + 13 * HOUR)["conn_slack"]
+    assert later.health == Health.RELINK_NEEDED
+
+
+def test_credential_data_is_never_carried() -> None:
+    assert all(SENTINEL not in repr(c) for c in connections().values())
+
+
+@pytest.mark.parametrize("data", [[], {"connectors": "x"}, 3])
+def test_parse_page_rejects_wrong_shapes(data: Any) -> None:
+    with pytest.raises(BadResponse):
+        versori.parse_page(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "cursor"),
+    [
+        ({"connectors": [], "next": "abc"}, "abc"),
+        ({"connectors": []}, None),
+        ({"next": None}, None),
+    ],
+)
+def test_parse_page_cursor(data: dict[str, Any], cursor: str | None) -> None:
+    assert versori.parse_page(data) == ([], cursor)
+
+
+# --- golden exposition ---------------------------------------------------------------------
+def golden_text() -> str:
+    config = make_config(
+        [{"vendor": "versori", "name": "platform", "token": "t", "organisation_id": ORG}]
+    )
+    result = PollResult(connectors=tuple(connections().values()))
+    return render([golden_status(config.accounts[0], versori.STATES, result)])
+
+
+def test_golden() -> None:
+    text = golden_text()
+    assert_golden("versori.metrics.txt", text)
+    assert "connector_catalog_status{" not in text and "connector_sync_state{" not in text
+
+
+# --- the simulator over real sockets -------------------------------------------------------
+async def poll(sim: Simulator, **overrides: Any) -> Any:
+    runner = runner_for(make_config([sim_account(sim, "versori", **overrides)]))
+    try:
+        ok = await runner.poll()
+    finally:
+        await runner.aclose()
+    return ok, runner
+
+
+async def test_one_unit_per_embedded_connection(sim: Simulator) -> None:
+    ok, runner = await poll(sim)
+    assert ok, runner.status.last_error
+    snap = runner.status.snapshot
+    assert {c.connector_id for c in snap.connectors} == set(sim.vendors["versori"].connectors)
+    assert {c.setup_state for c in snap.connectors} == set(versori.STATES.setup)
+    assert {c.health for c in snap.connectors} == {
+        Health.HEALTHY,
+        Health.DEGRADED,
+        Health.BROKEN,
+        Health.RELINK_NEEDED,
+    }
+    assert all(c.group == versori_sim.ORGANISATION_ID for c in snap.connectors)
+
+
+async def test_tiny_pages_follow_after(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(versori, "PAGE_SIZE", 1)
+    ok, runner = await poll(sim)
+    assert ok, runner.status.last_error
+    assert len(runner.status.snapshot.connectors) == len(sim.vendors["versori"].connectors)
+    assert runner.api.stats.pages == len(sim.vendors["versori"].listed)  # type: ignore[attr-defined]
+
+
+async def test_generated_fleet_over_several_pages() -> None:
+    simulator = Simulator(sizes={"versori": 1203})
+    await simulator.start()
+    try:
+        ok, runner = await poll(simulator)
+    finally:
+        await simulator.stop()
+    assert ok, runner.status.last_error
+    assert len(runner.status.snapshot.connectors) == 1203
+    assert runner.api.stats.pages == 3  # 241 connectors, 100 a page
+
+
+async def test_401_and_wrong_organisation(sim: Simulator) -> None:
+    ok, runner = await poll(sim, token="nope-nope-nope")
+    assert not ok and "HTTP 401: unauthorized: invalid API key" in runner.status.last_error
+    ok, runner = await poll(sim, organisation_id="01HOTHERORG00000000000000")
+    assert not ok and "HTTP 404: organisation not found" in runner.status.last_error
+
+
+async def test_cursor_loop_stops_the_poll(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(versori, "PAGE_SIZE", 2)
+    sim.vendors["versori"].fault = Fault(mode="cursor_loop")
+    ok, runner = await poll(sim)
+    assert not ok and "cursor it had returned before" in runner.status.last_error
+
+
+async def test_control_api_health_per_connection(sim: Simulator) -> None:
+    base = f"http://127.0.0.1:{sim.port}/_control/versori/connectors"
+    async with httpx.AsyncClient() as client:
+        for health in versori_sim.VersoriSim.healths:
+            # conn_netsuite's connector carries an error message: healthy must detach from it
+            r = await client.post(f"{base}/conn_netsuite/health", json={"health": health})
+            assert r.status_code == 200
+            ok, runner = await poll(sim)
+            assert ok
+            got = {c.connector_id: c.health for c in runner.status.snapshot.connectors}
+            assert got["conn_netsuite"] == Health(health)
+            assert got["conn_sf_prod"] == Health.HEALTHY
+
+
+# --- secrets ------------------------------------------------------------------------------
+async def test_sentinels_never_leak(sim: Simulator) -> None:
+    token = "SENTINEL-versori-token-c4d2"
+    stream = io.StringIO()
+    logs.configure("debug", "json", stream=stream)
+    vsim = sim.vendors["versori"]
+    vsim.token = token  # type: ignore[attr-defined]
+    for connection in vsim.connectors.values():
+        for group in ("action", "trigger"):
+            for use in connection["credentials"][group]:
+                use["credential"]["data"] = {"accessToken": SENTINEL, "nested": [SENTINEL]}
+    runner = runner_for(make_config([sim_account(sim, "versori", token=token)]))
+    errors: list[str] = []
+    try:
+        assert await runner.poll()
+        good = render([runner.status])
+        for mode in ("error", "rate_limit", "unauthorized", "malformed"):
+            vsim.fault = Fault(mode=mode, status=500, retry_after="0")
+            assert not await runner.poll()
+            errors.append(runner.status.last_error)
+    finally:
+        await runner.aclose()
+    text = render([runner.status])
+    assert 'connector_id="conn_sf_prod"' in text
+    for blob in (good, text, stream.getvalue(), *errors):
+        assert SENTINEL not in blob and token not in blob
