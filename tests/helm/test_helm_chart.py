@@ -22,7 +22,7 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -783,3 +783,50 @@ def poll_success_accounts(exposition: str) -> set[tuple[str, str]]:
             labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
             out.add((labels["vendor"], labels["account"]))
     return out
+
+
+# --- documentation -----------------------------------------------------------------------
+
+# Values documented as a whole (Kubernetes objects or the exporter's own config).
+_OPAQUE_VALUES = {
+    "config",
+    "securityContext",
+    "containerSecurityContext",
+    "resources",
+    "livenessProbe",
+    "readinessProbe",
+}
+
+
+def _leaf_values(node: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and key not in _OPAQUE_VALUES:
+            yield from _leaf_values(value, f"{path}.")
+        else:
+            yield path, value
+
+
+def test_readme_documents_every_value() -> None:
+    values = dict(_leaf_values(yaml.safe_load((CHART / "values.yaml").read_text())))
+    rows = re.findall(
+        r"^\| `([^`]+)` \| [^|]+ \| `([^`]*)` \| (.+) \|$",
+        (CHART / "README.md").read_text(),
+        re.MULTILINE,
+    )
+    documented = {key: (default, description) for key, default, description in rows}
+    assert list(documented) == list(values), "README's table follows values.yaml's order"
+    for key, value in values.items():
+        default, description = documented[key]
+        assert description.strip(), f"{key} has no description"
+        if not isinstance(value, dict | list) or len(json.dumps(value)) < 40:
+            assert default == json.dumps(value), key
+
+
+def test_schema_knows_every_value() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    for key, _ in _leaf_values(yaml.safe_load((CHART / "values.yaml").read_text())):
+        node = schema
+        for part in key.split("."):
+            assert part in node["properties"], f"values.schema.json lacks {key}"
+            node = node["properties"][part]
