@@ -830,3 +830,42 @@ def test_schema_knows_every_value() -> None:
         for part in key.split("."):
             assert part in node["properties"], f"values.schema.json lacks {key}"
             node = node["properties"][part]
+
+
+def yaml_blocks(markdown: Path) -> list[str]:
+    return re.findall(r"^```yaml\n(.*?)^```$", markdown.read_text(), re.MULTILINE | re.DOTALL)
+
+
+def test_documented_scrape_config_is_valid(tmp_path: Path) -> None:
+    (block,) = [b for b in yaml_blocks(REPO / "docs" / "kubernetes.md") if "scrape_configs" in b]
+    scrape = yaml.safe_load(block)["scrape_configs"][0]
+    assert scrape["kubernetes_sd_configs"] == [
+        {"role": "endpoints", "namespaces": {"names": ["monitoring"]}}
+    ]
+    # Debian's promtool is built without Kubernetes service discovery; the rest of the scrape
+    # config (the relabelling) is checked with a static target in its place.
+    checkable = {k: v for k, v in scrape.items() if k != "kubernetes_sd_configs"}
+    checkable["static_configs"] = [{"targets": ["127.0.0.1:9841"]}]
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump({"scrape_configs": [checkable]}))
+    result = subprocess.run(
+        ["promtool", "check", "config", str(path)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # It keeps the targets the chart's Service labels, and names the job like the chart does.
+    service = only(render(), "Service")
+    keep = scrape["relabel_configs"][0]
+    assert keep["source_labels"] == ["__meta_kubernetes_service_label_app_kubernetes_io_name"]
+    assert service["metadata"]["labels"]["app.kubernetes.io/name"] == keep["regex"]
+    assert service["spec"]["ports"][0]["name"] == scrape["relabel_configs"][1]["regex"]
+
+
+@pytest.mark.parametrize(
+    "markdown", [REPO / "docs" / "kubernetes.md", CHART / "README.md"], ids=lambda p: p.name
+)
+def test_documented_values_render(markdown: Path, tmp_path: Path) -> None:
+    blocks = [yaml.safe_load(b) for b in yaml_blocks(markdown) if "scrape_configs" not in b]
+    assert blocks
+    for values in blocks:
+        objects = render(extra=values, tmp=tmp_path)
+        assert workload(objects)["kind"] in ("Deployment", "StatefulSet")
