@@ -12,10 +12,10 @@ from aiohttp import web
 from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.collector import ExporterCollector
+from exporter.collector import ExporterCollector, Exposition
 from exporter.config import Config, parse_listen_address
 from exporter.logs import register_secrets
-from exporter.scheduler import AccountRunner, Scheduler
+from exporter.scheduler import AccountRunner, AccountStatus, Scheduler
 from exporter.shard import Shard
 from exporter.web import make_app
 
@@ -39,22 +39,27 @@ class Daemon:
             register_secrets(account.secret_values())
         self.runners = [AccountRunner(a, config) for a in accounts]
         self.scheduler = Scheduler(self.runners)
-        self.collector = ExporterCollector(lambda: [r.status for r in self.runners])
+        self.collector = ExporterCollector(self.statuses)
         self.collector.reload_ts = time.time()
+        # The small families rendered per scrape: the exporter's own and the process'.
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
+        self.exposition = Exposition(self.statuses, self.registry)
         self._http: web.AppRunner | None = None
         self.port = 0
         self.shard = shard
 
+    def statuses(self) -> list[AccountStatus]:
+        return [r.status for r in self.runners]
+
     async def start(self) -> None:
         host, port = parse_listen_address(self.listen_address)
         app = make_app(
-            registry=self.registry,
-            statuses=lambda: [r.status for r in self.runners],
+            exposition=self.exposition,
+            statuses=self.statuses,
             alive=lambda: self.scheduler.running,
             ready=self.scheduler.ready,
         )

@@ -2,36 +2,49 @@
 
 from __future__ import annotations
 
-import gzip
 import time
 from collections.abc import Callable, Iterable
 
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder, gzip_accepted
-from prometheus_client.registry import CollectorRegistry
 
+from exporter.collector import Exposition
+from exporter.deflate import gzip_stream
 from exporter.scheduler import AccountStatus
 from exporter.statuspage import landing_page
 
-# Exposition bodies compress ~10x; level 1 keeps most of that at a fraction of the CPU.
-GZIP_LEVEL = 1
+
+async def _send(
+    request: web.Request, parts: list[bytes], headers: dict[str, str]
+) -> web.StreamResponse:
+    """Write the parts one by one (no copy of the whole body) with an exact Content-Length."""
+    response = web.StreamResponse(headers=headers)
+    response.content_length = sum(len(p) for p in parts)
+    await response.prepare(request)
+    for part in parts:
+        if part:
+            await response.write(part)
+    await response.write_eof()
+    return response
 
 
 def make_app(
     *,
-    registry: CollectorRegistry,
+    exposition: Exposition,
     statuses: Callable[[], Iterable[AccountStatus]],
     alive: Callable[[], bool],
     ready: Callable[[], bool],
 ) -> web.Application:
-    async def metrics(request: web.Request) -> web.Response:
-        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        body = encoder(registry)
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        # prometheus-client's own negotiation, so that Accept is read as its clients expect
+        _, content_type = choose_encoder(request.headers.get("Accept", ""))
+        openmetrics = content_type.startswith("application/openmetrics-text")
+        pieces = exposition.pieces(openmetrics=openmetrics)
         headers = {"Content-Type": content_type}
         if gzip_accepted(request.headers.get("Accept-Encoding", "")):
-            body = gzip.compress(body, compresslevel=GZIP_LEVEL)
             headers["Content-Encoding"] = "gzip"
-        return web.Response(body=body, headers=headers)
+            return await _send(request, list(gzip_stream(pieces)), headers)
+        return await _send(request, [p.plain for p in pieces], headers)
 
     async def healthz(_: web.Request) -> web.Response:
         if alive():

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.collector import ExporterCollector
+from exporter.collector import ExporterCollector, Exposition, render_snapshot
 from exporter.config import AccountBase, Config
 from exporter.model import PollResult, StateSets
 from exporter.scheduler import AccountRunner, AccountStatus, build_snapshot
@@ -38,12 +37,15 @@ def runner_for(config: Config, index: int = 0) -> AccountRunner:
     return AccountRunner(config.accounts[index], config)
 
 
-def render(statuses: Iterable[AccountStatus], now: float = FIXED_NOW) -> str:
+def render(
+    statuses: Iterable[AccountStatus], now: float = FIXED_NOW, openmetrics: bool = False
+) -> str:
     """The exposition text /metrics would serve for these accounts at `now`."""
-    collector = ExporterCollector(lambda: list(statuses), clock=lambda: now)
+    statuses = list(statuses)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    return generate_latest(registry).decode()
+    registry.register(ExporterCollector(lambda: statuses))
+    exposition = Exposition(lambda: statuses, registry, clock=lambda: now)
+    return b"".join(p.plain for p in exposition.pieces(openmetrics)).decode()
 
 
 @pytest.fixture
@@ -68,6 +70,7 @@ def golden_status(account: AccountBase, states: StateSets, result: PollResult) -
     snapshot, _ = build_snapshot(account, states, result, taken_at=FIXED_NOW)
     status = AccountStatus(account.vendor, account.name, 300.0)  # type: ignore[attr-defined]
     status.snapshot = snapshot
+    status.rendered = render_snapshot(snapshot)
     status.polls_total = 1
     status.last_ok = True
     status.last_poll_end = status.last_success_end = FIXED_NOW
