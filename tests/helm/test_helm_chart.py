@@ -354,7 +354,9 @@ def test_rendered_config_passes_check_config(values: Path | None, tmp_path: Path
     config, env = pod_environment(objects, tmp_path / "pod")
     given = yaml.safe_load((values or CHART / "values.yaml").read_text()).get("config")
     defaults = yaml.safe_load((CHART / "values.yaml").read_text())["config"]
-    rendered = yaml.safe_load(only(objects, "ConfigMap")["data"]["config.yml"])
+    (configmap,) = [o for o in of_kind(objects, "ConfigMap") if "config.yml" in o["data"]]
+    assert configmap["metadata"]["name"] == FULLNAME
+    rendered = yaml.safe_load(configmap["data"]["config.yml"])
     assert rendered == {**defaults, **(given or {})}
     refs = sorted(set(_ENV_REF.findall(config.read_text())))
     if "envFrom" not in container(objects):
