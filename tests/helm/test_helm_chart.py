@@ -581,7 +581,15 @@ def test_package_resolves_the_links(tmp_path: Path) -> None:
             extracted = tar.extractfile(member)
             assert extracted is not None
             assert extracted.read() == path.read_bytes()
-    assert not [name for name in members if name.endswith(".example.yml")]
+    linked = {
+        n
+        for n in members
+        if n.startswith(("connector-exporter/alerts/", "connector-exporter/grafana/"))
+    }
+    expected = {f"connector-exporter/alerts/{p.name}" for p in source_rule_files()} | {
+        f"connector-exporter/grafana/{p.name}" for p in (REPO / "grafana").glob("*.json")
+    }
+    assert linked - {"connector-exporter/alerts", "connector-exporter/grafana"} == expected
 
 
 # --- network policy and disruption budget ------------------------------------------------
