@@ -56,7 +56,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"error: --shard: {err}", file=sys.stderr)
             return EXIT_INVALID_CONFIG
     logs.configure(args.log_level or config.log_level, config.log_format)
-    daemon = Daemon(config, listen_address=args.listen_address, shard=shard)
+    try:
+        daemon = Daemon(
+            config,
+            listen_address=args.listen_address,
+            shard=shard,
+            config_path=args.config,
+            web_config_path=args.web_config,
+        )
+    except ConfigError as err:  # the web config
+        print(f"{args.web_config}: invalid web configuration:", file=sys.stderr)
+        for problem in err.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
     try:
         asyncio.run(daemon.serve())
     except OSError as err:  # e.g. the listen address is taken
@@ -125,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", default=os.environ.get(ENV_CONFIG), help=config_help)
     run.add_argument("--listen-address", help=f"HOST:PORT (default {DEFAULT_LISTEN_ADDRESS})")
     run.add_argument("--log-level", type=str.lower, choices=("debug", "info", "warning", "error"))
+    run.add_argument(
+        "--web-config",
+        metavar="FILE",
+        help="TLS and basic auth, in the Prometheus exporter-toolkit web config format",
+    )
     run.add_argument(
         "--shard",
         metavar="INDEX/COUNT",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -13,11 +14,19 @@ from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
 from exporter.collector import ExporterCollector, Exposition
-from exporter.config import Config, parse_listen_address
+from exporter.config import (
+    AccountBase,
+    Config,
+    ConfigError,
+    Problem,
+    load_config,
+    parse_listen_address,
+)
 from exporter.logs import register_secrets
 from exporter.scheduler import AccountRunner, AccountStatus, Scheduler
 from exporter.shard import Shard
 from exporter.web import make_app
+from exporter.webconfig import WebConfig, load_web_config
 
 log = structlog.get_logger("exporter")
 
@@ -26,18 +35,30 @@ POLL_CANCEL_SECONDS = 2.0
 HTTP_SHUTDOWN_SECONDS = 1.5
 
 
+def _key(account: AccountBase) -> str:
+    return f"{account.vendor}/{account.name}"  # type: ignore[attr-defined]
+
+
 class Daemon:
     """Owns the runners, the scheduler and the HTTP server of one configuration."""
 
     def __init__(
-        self, config: Config, *, listen_address: str | None = None, shard: Shard | None = None
+        self,
+        config: Config,
+        *,
+        listen_address: str | None = None,
+        shard: Shard | None = None,
+        config_path: str | Path | None = None,
+        web_config_path: str | Path | None = None,
     ) -> None:
         self.config = config
+        self.config_path = config_path
+        self.web_config_path = web_config_path
         self.listen_address = listen_address or config.listen_address
-        accounts = [a for a in config.accounts if shard is None or shard.owns(a.vendor, a.name)]
-        for account in config.accounts:
-            register_secrets(account.secret_values())
-        self.runners = [AccountRunner(a, config) for a in accounts]
+        self.shard = shard
+        # Raises ConfigError at start-up: a bad web config must stop the daemon, not open it.
+        self.web = load_web_config(web_config_path) if web_config_path else WebConfig()
+        self.runners = [AccountRunner(a, config) for a in self._accounts(config)]
         self.scheduler = Scheduler(self.runners)
         self.collector = ExporterCollector(self.statuses)
         self.collector.reload_ts = time.time()
@@ -49,8 +70,17 @@ class Daemon:
         GCCollector(registry=self.registry)
         self.exposition = Exposition(self.statuses, self.registry)
         self._http: web.AppRunner | None = None
+        self._reloading: asyncio.Task[bool] | None = None
         self.port = 0
-        self.shard = shard
+
+    def _accounts(self, config: Config) -> list[AccountBase]:
+        for account in config.accounts:
+            register_secrets(account.secret_values())
+        return [
+            a
+            for a in config.accounts
+            if self.shard is None or self.shard.owns(a.vendor, a.name)
+        ]
 
     def statuses(self) -> list[AccountStatus]:
         return [r.status for r in self.runners]
@@ -62,12 +92,15 @@ class Daemon:
             statuses=self.statuses,
             alive=lambda: self.scheduler.running,
             ready=self.scheduler.ready,
+            web_config=self.web,
         )
         self._http = web.AppRunner(
             app, access_log=None, shutdown_timeout=HTTP_SHUTDOWN_SECONDS, handle_signals=False
         )
         await self._http.setup()
-        site = web.TCPSite(self._http, host, port, reuse_address=True)
+        site = web.TCPSite(
+            self._http, host, port, reuse_address=True, ssl_context=self.web.ssl_context
+        )
         await site.start()
         server: Any = site._server  # aiohttp exposes no public accessor for the bound port
         self.port = server.sockets[0].getsockname()[1] if server and server.sockets else port
@@ -75,9 +108,77 @@ class Daemon:
         log.info(
             "started",
             listen=f"{host}:{self.port}",
+            tls=self.web.ssl_context is not None,
+            basic_auth=self.web.auth_required,
             accounts=len(self.runners),
             shard=f"{self.shard.index}/{self.shard.count}" if self.shard else None,
         )
+
+    async def reload(self) -> bool:
+        """Re-read the config and web config files (SIGHUP); keep the old ones if invalid."""
+        ok = True
+        new_config = self.config
+        if self.config_path is not None:
+            try:
+                new_config = await asyncio.to_thread(load_config, self.config_path)
+            except ConfigError as err:
+                ok = False
+                log.error(
+                    "reload_failed",
+                    file=str(self.config_path),
+                    problems=[str(p) for p in err.problems],
+                )
+        if self.web_config_path is not None:
+            try:
+                self._reload_web()
+            except ConfigError as err:
+                ok = False
+                log.error(
+                    "reload_failed",
+                    file=str(self.web_config_path),
+                    problems=[str(p) for p in err.problems],
+                )
+        if ok and new_config is not self.config:
+            await self._apply(new_config)
+        self.collector.reload_ok = ok
+        if ok:
+            self.collector.reload_ts = time.time()
+            log.info("reloaded", accounts=len(self.runners))
+        return ok
+
+    def _reload_web(self) -> None:
+        assert self.web_config_path is not None
+        probe = load_web_config(self.web_config_path)  # validate fully before touching anything
+        if (probe.ssl_context is None) != (self.web.ssl_context is None):
+            raise ConfigError([_restart_needed("turning TLS on or off")])
+        if self.web.ssl_context is not None:
+            # Same context object the listening socket uses: new handshakes get the new certs.
+            load_web_config(self.web_config_path, context=self.web.ssl_context)
+        self.web.update_from(probe)
+
+    async def _apply(self, config: Config) -> None:
+        if config.listen_address != self.config.listen_address:
+            log.warning("reload_ignored", key="listen_address", reason="needs a restart")
+        old = {_key(r.account): r for r in self.runners}
+        runners: list[AccountRunner] = []
+        for account in self._accounts(config):
+            previous = old.pop(_key(account), None)
+            if previous is not None and _same(previous, account, self.config, config):
+                runners.append(previous)
+                continue
+            runner = AccountRunner(account, config)
+            if previous is not None:
+                # Same account, new settings: keep its counters and last good snapshot so its
+                # series carry on instead of vanishing until the next poll.
+                runner.status = previous.status
+                runner.status.interval = config.interval_of(account)
+                await self.scheduler.remove(previous)
+            runners.append(runner)
+        for gone in old.values():
+            await self.scheduler.remove(gone)
+        self.config = config
+        self.runners = runners
+        self.scheduler.sync(runners)
 
     async def stop(self) -> None:
         await self.scheduler.shutdown(grace=POLL_CANCEL_SECONDS)
@@ -86,17 +187,38 @@ class Daemon:
             self._http = None
         log.info("stopped")
 
+    def _on_sighup(self) -> None:
+        if self._reloading is None or self._reloading.done():
+            self._reloading = asyncio.create_task(self.reload())
+
     async def serve(self, stop: asyncio.Event | None = None) -> None:
-        """Run until SIGTERM/SIGINT (or `stop` is set)."""
+        """Run until SIGTERM/SIGINT (or `stop` is set); SIGHUP reloads."""
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         try:
             await self.start()
             await stop.wait()
             log.info("stopping")
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+            if self._reloading is not None:
+                self._reloading.cancel()
             await self.stop()
+
+
+def _restart_needed(what: str) -> Problem:
+    return Problem("", f"{what} needs a restart")
+
+
+def _same(runner: AccountRunner, account: AccountBase, old: Config, new: Config) -> bool:
+    """Whether a reload leaves this account's polling exactly as it was."""
+    return (
+        runner.account == account
+        and old.interval_of(runner.account) == new.interval_of(account)
+        and (old.poll_timeout, old.request_timeout, old.max_retries)
+        == (new.poll_timeout, new.request_timeout, new.max_retries)
+    )

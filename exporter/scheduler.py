@@ -186,36 +186,60 @@ class Scheduler:
     def __init__(self, runners: Iterable[AccountRunner]) -> None:
         self.runners = list(runners)
         self._scheduler = AsyncIOScheduler(timezone=UTC)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: dict[AccountRunner, asyncio.Task[Any]] = {}
+
+    def _add(self, runner: AccountRunner, now: datetime) -> None:
+        interval = runner.status.interval
+        self._scheduler.add_job(
+            self._run,
+            "interval",
+            args=[runner],
+            seconds=interval,
+            jitter=min(interval * JITTER_FRACTION, JITTER_CAP_SECONDS),
+            next_run_time=now,
+            id=runner.status.key,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(interval)),
+            replace_existing=True,
+        )
+        runner.status.next_poll = now.timestamp()
 
     def start(self) -> None:
         now = datetime.now(UTC)
         for runner in self.runners:
-            interval = runner.status.interval
-            self._scheduler.add_job(
-                self._run,
-                "interval",
-                args=[runner],
-                seconds=interval,
-                jitter=min(interval * JITTER_FRACTION, JITTER_CAP_SECONDS),
-                next_run_time=now,
-                id=runner.status.key,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=max(1, int(interval)),
-            )
-            runner.status.next_poll = now.timestamp()
+            self._add(runner, now)
         self._scheduler.start()
+
+    def sync(self, runners: Iterable[AccountRunner]) -> None:
+        """Schedule `runners` from now on: new ones poll at once, kept ones keep their timing."""
+        now = datetime.now(UTC)
+        self.runners = list(runners)
+        for runner in self.runners:
+            job = self._scheduler.get_job(runner.status.key)
+            if job is None or job.args[0] is not runner:
+                self._add(runner, now)
+
+    async def remove(self, runner: AccountRunner) -> None:
+        """Stop polling `runner`: its job, any poll in flight, its HTTP client."""
+        job = self._scheduler.get_job(runner.status.key)
+        if job is not None and job.args[0] is runner:
+            job.remove()
+        task = self._tasks.pop(runner, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task], timeout=2.0)
+        await runner.aclose()
 
     async def _run(self, runner: AccountRunner) -> None:
         task = asyncio.current_task()
         if task is not None:
-            self._tasks.add(task)
+            self._tasks[runner] = task
         try:
             await runner.poll()
         finally:
-            if task is not None:
-                self._tasks.discard(task)
+            if task is not None and self._tasks.get(runner) is task:
+                del self._tasks[runner]
             job = self._scheduler.get_job(runner.status.key)
             next_run = getattr(job, "next_run_time", None) if job else None
             runner.status.next_poll = next_run.timestamp() if next_run else None
@@ -232,7 +256,7 @@ class Scheduler:
         """Stop scheduling, cancel in-flight polls, close the HTTP clients."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
-        tasks = list(self._tasks)
+        tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
         if tasks:

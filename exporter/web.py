@@ -6,12 +6,18 @@ import time
 from collections.abc import Callable, Iterable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from exporter.collector import Exposition
 from exporter.deflate import gzip_stream
 from exporter.scheduler import AccountStatus
 from exporter.statuspage import landing_page
+from exporter.webconfig import WebConfig, parse_basic_auth
+
+# Liveness must not depend on credentials a kubelet does not have (as exporter-toolkit's users
+# expect for their probes); everything else is behind basic auth when it is configured.
+UNAUTHENTICATED_PATHS = frozenset({"/healthz"})
 
 
 async def _send(
@@ -34,7 +40,23 @@ def make_app(
     statuses: Callable[[], Iterable[AccountStatus]],
     alive: Callable[[], bool],
     ready: Callable[[], bool],
+    web_config: WebConfig | None = None,
 ) -> web.Application:
+    security = web_config or WebConfig()
+
+    @web.middleware
+    async def basic_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if security.auth_required and request.path not in UNAUTHENTICATED_PATHS:
+            credentials = parse_basic_auth(request.headers.get("Authorization", ""))
+            if credentials is None or not await security.check(*credentials):
+                raise web.HTTPUnauthorized(
+                    headers={"WWW-Authenticate": 'Basic realm="connector-exporter"'}
+                )
+        return await handler(request)
+
+    async def extra_headers(_: web.Request, response: web.StreamResponse) -> None:
+        response.headers.update(security.headers)
+
     async def metrics(request: web.Request) -> web.StreamResponse:
         # prometheus-client's own negotiation, so that Accept is read as its clients expect
         _, content_type = choose_encoder(request.headers.get("Accept", ""))
@@ -59,7 +81,8 @@ def make_app(
     async def index(_: web.Request) -> web.Response:
         return web.Response(text=landing_page(statuses(), time.time()), content_type="text/html")
 
-    app = web.Application()
+    app = web.Application(middlewares=[basic_auth])
+    app.on_response_prepare.append(extra_headers)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
