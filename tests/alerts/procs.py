@@ -6,6 +6,7 @@ file, and is killed as a group on teardown, so a failing test never leaks a Prom
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -85,13 +86,13 @@ def wait_for(
     interval: float = 0.2,
     on_timeout: Callable[[], str] | None = None,
 ) -> T:
-    """Call `probe` until it returns something other than None/False; fail after `timeout`."""
+    """Call `probe` until it returns something truthy, and return that; fail after `timeout`."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while True:
         try:
             result = probe()
-            if result is not None and result is not False:
+            if result:
                 return result
         except (httpx.HTTPError, OSError, ValueError, KeyError) as err:
             last_error = err
@@ -131,10 +132,8 @@ class Proc:
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
 
 
 @dataclass
@@ -195,7 +194,7 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with receiver._lock:
@@ -203,7 +202,7 @@ class WebhookReceiver:
                 self.send_response(200)
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -21,7 +21,9 @@ from tests.alerts.procs import (
     run,
 )
 
-RUNBOOK_BASE = "https://github.com/connector-exporter/connector-exporter/blob/main/docs/runbooks.md#"
+RUNBOOK_BASE = (
+    "https://github.com/connector-exporter/connector-exporter/blob/main/docs/runbooks.md#"
+)
 GRAFANA_BASE = "https://grafana.example.com/d/"
 DASHBOARD_UIDS = ("connector-fleet-overview", "connector-detail", "connector-exporter-health")
 

@@ -1,0 +1,161 @@
+"""The real programs of the alert path: simulator, exporter, Prometheus, Alertmanager.
+
+Each `start_*` starts one program from `Processes` on free 127.0.0.1 ports, waits until it is
+ready and returns its base URL.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.alerts.procs import (
+    ALERTMANAGER_EXAMPLE,
+    EXPORTER,
+    RULE_FILES,
+    Processes,
+    alertmanager_binary,
+    binary,
+    free_port,
+    load_yaml,
+    wait_for,
+)
+
+JOB = "connector-exporter"
+
+
+def get_json(url: str, **params: str) -> Any:
+    response = httpx.get(url, params=params, timeout=5)
+    response.raise_for_status()
+    return response.json()
+
+
+def ok(url: str) -> bool:
+    return httpx.get(url, timeout=5).status_code == 200
+
+
+def start_simulator(procs: Processes) -> str:
+    port = free_port()
+    procs.start("simulator", [str(EXPORTER), "simulate", "--port", str(port)])
+    base = f"http://127.0.0.1:{port}"
+    wait_for(
+        "the simulator",
+        lambda: ok(f"{base}/_control/fivetran/connectors"),
+        timeout=20,
+        on_timeout=procs.logs,
+    )
+    return base
+
+
+def start_exporter(procs: Processes, accounts: list[dict[str, Any]], poll: str = "1s") -> str:
+    config = procs.workdir / "exporter.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {"poll_interval": poll, "max_retries": 0, "request_timeout": "5s", "accounts": accounts}
+        )
+    )
+    address = f"127.0.0.1:{free_port()}"
+    procs.start(
+        "exporter",
+        [str(EXPORTER), "run", "--config", str(config), "--listen-address", address],
+    )
+    wait_for("the exporter", lambda: ok(f"http://{address}/readyz"), 30, 0.2, procs.logs)
+    return address
+
+
+def shortened_rules(target: Path, new_for: str) -> list[Path]:
+    """Copies of the shipped rule files with every `for:` replaced by `new_for`.
+
+    A textual rewrite, not a YAML round trip, so everything else is byte for byte what ships.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for rule_file in RULE_FILES:
+        text, n = re.subn(r"(?m)^(\s+)for: \S+$", rf"\g<1>for: {new_for}", rule_file.read_text())
+        if rule_file.name == "connector-alerts.rules.yml":
+            assert n >= 10, f"expected a `for` per alert in {rule_file.name}, rewrote {n}"
+        copies.append(target / rule_file.name)
+        copies[-1].write_text(text)
+    return copies
+
+
+def start_alertmanager(procs: Processes, webhook: str) -> str:
+    """Alertmanager with the shipped example's routes and inhibitions, receivers -> webhook.
+
+    Only the receivers (placeholders for PagerDuty/Slack) and the timers change: each receiver
+    becomes a webhook at `webhook/<receiver name>`, so the test sees which route was taken.
+    """
+    config = load_yaml(ALERTMANAGER_EXAMPLE)
+    names = [r["name"] for r in config["receivers"]]
+    assert sorted(names) == ["null", "pager", "tickets"], names
+    hooks = {name: [{"url": f"{webhook}/{name}", "send_resolved": True}] for name in names}
+    config["receivers"] = [
+        {"name": name} if name == "null" else {"name": name, "webhook_configs": hooks[name]}
+        for name in names
+    ]
+    config["route"].update(group_wait="1s", group_interval="1s", repeat_interval="1h")
+    for route in config["route"]["routes"]:
+        route.pop("repeat_interval", None)
+    path = procs.workdir / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    storage = procs.workdir / "alertmanager-data"
+    storage.mkdir()
+    address = f"127.0.0.1:{free_port()}"
+    procs.start(
+        "alertmanager",
+        [
+            alertmanager_binary(),
+            f"--config.file={path}",
+            f"--storage.path={storage}",
+            f"--web.listen-address={address}",
+            "--cluster.listen-address=",
+            "--log.level=debug",
+        ],
+    )
+    wait_for("Alertmanager", lambda: ok(f"http://{address}/-/ready"), 30, 0.2, procs.logs)
+    return f"http://{address}"
+
+
+def start_prometheus(
+    procs: Processes, exporter: str, alertmanager: str, rule_files: list[Path]
+) -> str:
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
+        "rule_files": [str(p) for p in rule_files],
+        "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [exporter]}]}],
+        "alerting": {
+            "alertmanagers": [
+                {"static_configs": [{"targets": [alertmanager.removeprefix("http://")]}]}
+            ]
+        },
+    }
+    path = procs.workdir / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    storage = procs.workdir / "prometheus-data"
+    storage.mkdir()
+    address = f"127.0.0.1:{free_port()}"
+    procs.start(
+        "prometheus",
+        [
+            binary("prometheus"),
+            f"--config.file={path}",
+            f"--storage.tsdb.path={storage}",
+            f"--web.listen-address={address}",
+            # send firing alerts on every evaluation so Alertmanager never times them out
+            "--rules.alert.resend-delay=1s",
+            "--log.level=info",
+        ],
+    )
+    wait_for("Prometheus", lambda: ok(f"http://{address}/-/ready"), 30, 0.2, procs.logs)
+    return f"http://{address}"
+
+
+def query(prometheus: str, promql: str) -> list[dict[str, Any]]:
+    data = get_json(f"{prometheus}/api/v1/query", query=promql)
+    assert data["status"] == "success", data
+    result: list[dict[str, Any]] = data["data"]["result"]
+    return result
