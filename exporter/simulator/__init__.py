@@ -8,7 +8,8 @@ Every vendor API lives under `/<vendor>` (its `base_url`), and a control API und
 - `PATCH /_control/{vendor}/connectors/{id}` (a JSON object merged in), `DELETE` (removes it)
   (`{id}` is the exporter's `connector_id`, slashes included: apideck's `consumer/connection`)
 - `POST /_control/{vendor}/faults` `{"mode": "error", "count": 2, "status": 503,
-  "retry_after": "1", "delay": 5}`; `DELETE /_control/{vendor}/faults`
+  "retry_after": "1", "delay": 5}` (modes: `FAULT_MODES` in base.py; `"retry_after": null`
+  sends no Retry-After); `DELETE /_control/{vendor}/faults`
 - `POST /_control/reset`: the initial fleets, no faults
 """
 
@@ -52,7 +53,7 @@ class Simulator:
         sim.in_flight += 1
         sim.max_in_flight = max(sim.max_in_flight, sim.in_flight)
         try:
-            return await handler(request)
+            return await sim.finish(request, await handler(request))
         finally:
             sim.in_flight -= 1
 

@@ -9,14 +9,49 @@ import copy
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from aiohttp import web
 
-FAULT_MODES = ("error", "rate_limit", "slow", "malformed", "html", "cursor_loop", "unauthorized")
+from exporter.vendors.base import MAX_RESPONSE_BYTES
+
+# What the fault switch can do to the next `count` API requests of one vendor (docs/reliability.md
+# says what the exporter does about each):
+# - before answering: `slow` (sleep `delay`, then answer), `hang` (never answer), `reset` (close
+#   the connection without an answer), `error` (`status`, 500 by default), `rate_limit` (429,
+#   `Retry-After: retry_after` unless that is null), `unauthorized` (the vendor's 401), `malformed`
+#   (a well-framed 200 whose JSON stops short), `html` (a 200 HTML error page);
+# - the real answer, altered: `truncated` (the connection drops halfway through the body),
+#   `wrong_content_type` (the JSON as text/plain), `huge` (the JSON with a padding field that
+#   takes it past the exporter's size cap, streamed);
+# - the listing's pagination: `cursor_loop` (a cursor handed out again / `offset` ignored),
+#   `endless` (always another page behind a fresh cursor or a growing `total`), `duplicates`
+#   (each page starts with the last item of the page before).
+FAULT_MODES = (
+    "error",
+    "rate_limit",
+    "slow",
+    "hang",
+    "reset",
+    "malformed",
+    "html",
+    "truncated",
+    "wrong_content_type",
+    "huge",
+    "cursor_loop",
+    "endless",
+    "duplicates",
+    "unauthorized",
+)
+# Modes applied to a vendor handler's real 200 answer rather than instead of it.
+BODY_FAULTS = frozenset({"truncated", "wrong_content_type", "huge"})
+PAGING_FAULTS = frozenset({"cursor_loop", "endless", "duplicates"})
+# `huge`: one mebibyte past the cap, in 64 KiB chunks of one shared buffer.
+HUGE_BYTES = MAX_RESPONSE_BYTES + 1024 * 1024
+HUGE_CHUNK = b"x" * 65536
 
 
 def iso(ts: float) -> str:
@@ -41,6 +76,10 @@ class Fault:
     status: int = 500
     retry_after: str | None = "1"
     delay: float = 5.0
+
+
+# Where guard() leaves the request's fault for finish() (aiohttp requests are mappings).
+_FAULT = web.RequestKey[Fault | None]("simulator.fault")
 
 
 class VendorSim(ABC):
@@ -102,9 +141,17 @@ class VendorSim(ABC):
         """Auth and the fault switch, before a vendor handler answers. Returns (response, fault)."""
         self.requests += 1
         fault = self.take_fault()
+        request[_FAULT] = fault
         if fault is not None:
             if fault.mode == "slow":
                 await asyncio.sleep(fault.delay)
+            elif fault.mode == "hang":
+                # Until the client gives up (the server cancels the handler on disconnect).
+                await asyncio.Event().wait()
+            elif fault.mode == "reset":
+                if request.transport is not None:
+                    request.transport.abort()
+                raise asyncio.CancelledError  # nothing left to answer on
             elif fault.mode == "error":
                 return web.json_response(
                     {"message": "simulated server error"}, status=fault.status
@@ -130,15 +177,79 @@ class VendorSim(ABC):
         return None, fault
 
     @staticmethod
+    async def finish(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+        """Apply a body fault (`truncated`, `wrong_content_type`, `huge`) to a 200 answer."""
+        fault: Fault | None = request.get(_FAULT)
+        if (
+            fault is None
+            or fault.mode not in BODY_FAULTS
+            or not isinstance(response, web.Response)
+            or response.status != 200
+            or not isinstance(response.body, bytes)
+        ):
+            return response
+        body = response.body
+        if fault.mode == "wrong_content_type":
+            return web.Response(body=body, content_type="text/plain", charset="utf-8")
+        if fault.mode == "huge":
+            return web.Response(body=huge_body(body), content_type="application/json")
+        # truncated: announce the whole body, send half of it, drop the connection.
+        cut = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        cut.content_length = len(body)
+        await cut.prepare(request)
+        await cut.write(body[: len(body) // 2])
+        if request.transport is not None:
+            request.transport.abort()
+        raise asyncio.CancelledError
+
+    @staticmethod
+    def window(
+        items: list[dict[str, Any]], offset: int, size: int, fault: Fault | None
+    ) -> tuple[list[dict[str, Any]], int | None, int]:
+        """The page at `offset`, the next page's offset (None at the end) and the `total`.
+
+        `endless` wraps around the listing with ever larger offsets and a `total` always one
+        page ahead; `duplicates` cuts the listing into (at least) two pages, each after the
+        first starting with the last item of the one before.
+        """
+        count = len(items)
+        mode = fault.mode if fault is not None else None
+        if mode == "endless":
+            start = offset % count if count else 0
+            return items[start : start + size], offset + size, offset + size + 1
+        if mode == "duplicates":
+            size = max(1, min(size, (count + 1) // 2))
+            end = offset + size
+            return items[max(0, offset - 1) : end], end if end < count else None, count
+        end = offset + size
+        return items[offset:end], end if end < count else None, count
+
+    @staticmethod
     def page(
         items: list[dict[str, Any]], cursor: str | None, size: int, fault: Fault | None
     ) -> tuple[list[dict[str, Any]], str | None]:
         """The page of `items` after `cursor`, and the next cursor (None at the end)."""
         offset = decode_cursor(cursor)
-        end = offset + size
         if fault is not None and fault.mode == "cursor_loop":
+            end = offset + size
             return items[offset:end], encode_cursor(offset or size)
-        return items[offset:end], encode_cursor(end) if end < len(items) else None
+        page, next_offset, _ = VendorSim.window(items, offset, size, fault)
+        return page, None if next_offset is None else encode_cursor(next_offset)
+
+
+def huge_body(body: bytes) -> AsyncIterator[bytes]:
+    """`body` (a JSON object) with a leading padding member that takes it to HUGE_BYTES."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"padding": "'
+        sent = 0
+        while sent < HUGE_BYTES:
+            yield HUGE_CHUNK
+            sent += len(HUGE_CHUNK)
+        rest = body.lstrip()[1:].lstrip()
+        yield b'"' + (b"," + rest if rest and rest != b"}" else b"}")
+
+    return chunks()
 
 
 def encode_cursor(offset: int) -> str:

@@ -168,11 +168,13 @@ class OpenintSim(VendorSim):
 
     def _offset_page(
         self, items: list[dict[str, Any]], offset: int, limit: int, fault: Fault | None
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The page at `offset` and the `total` to announce."""
         # The offset-paged equivalent of a cursor loop: a server that ignores `offset`.
         if fault is not None and fault.mode == "cursor_loop":
-            offset = 0
-        return items[offset : offset + limit]
+            return items[:limit], len(items)
+        page, _, total = self.window(items, offset, limit, fault)
+        return page, total
 
     async def _list(self, request: web.Request, items: list[dict[str, Any]]) -> web.Response:
         response, fault = await self.guard(request)
@@ -185,10 +187,10 @@ class OpenintSim(VendorSim):
                 {"code": "BAD_REQUEST", "message": "limit must be 0..3000 and offset >= 0"},
                 status=400,
             )
-        total = len(items)
+        page, total = self._offset_page(items, offset, limit, fault)
         return json_body(
             {
-                "items": self._offset_page(items, offset, limit, fault),
+                "items": page,
                 "total": total,
                 "limit": limit,
                 "offset": offset,

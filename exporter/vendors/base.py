@@ -147,7 +147,8 @@ class ApiClient:
                     size += len(chunk)
                     if size > MAX_RESPONSE_BYTES:
                         raise BadResponse(
-                            f"response body larger than {MAX_RESPONSE_BYTES} bytes",
+                            f"GET {path}: HTTP {response.status_code} body larger than "
+                            f"{MAX_RESPONSE_BYTES} bytes",
                             status=response.status_code,
                         )
                     chunks.append(chunk)
@@ -162,6 +163,11 @@ class ApiClient:
             self.stats.requests += 1
             try:
                 status, headers, body = await self._send(path, params)
+            except BadResponse as err:
+                # The body ran past the size cap: the response did arrive, so it is counted
+                # under its status like every other one, then fails the poll (not retried).
+                self.on_response(str(err.status))
+                raise
             except (TimeoutError, httpx.TimeoutException) as err:
                 self.on_response("timeout")
                 error: VendorError = Unavailable(f"GET {path}: timed out")
