@@ -10,10 +10,12 @@ names sorted, values escaped the same way, floats in Go's format (see tests/gold
 
 from __future__ import annotations
 
+import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import utils as prometheus_utils
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -23,7 +25,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from exporter import __version__
 from exporter.deflate import Piece
-from exporter.model import OTHER, Health, Snapshot
+from exporter.model import OTHER, Connector, Health, Snapshot
 
 if TYPE_CHECKING:
     from exporter.scheduler import AccountStatus
@@ -101,24 +103,25 @@ FAMILIES: tuple[Family, ...] = (
     Family("connector_catalog_info", "Catalog identity of a connector type; always 1."),
 )
 
-# (family, Connector attribute) of the plain per-connector numbers
-_TIMESTAMPS = (
-    ("connector_last_success_timestamp_seconds", "last_success"),
-    ("connector_last_failure_timestamp_seconds", "last_failure"),
-    ("connector_last_sync_start_timestamp_seconds", "last_sync_start"),
-    ("connector_next_sync_timestamp_seconds", "next_sync"),
-    ("connector_relink_needed_since_timestamp_seconds", "relink_needed_since"),
-    ("connector_credential_expiry_timestamp_seconds", "credential_expiry"),
-    ("connector_sync_frequency_seconds", "sync_frequency"),
-    ("connector_warnings", "warnings"),
-    ("connector_tasks", "tasks"),
-)
 # (family, StateSets field, Connector attribute)
 _STATESETS = (
     ("connector_setup_state", "setup", "setup_state"),
     ("connector_sync_state", "sync", "sync_state"),
     ("connector_update_state", "update", "update_state"),
 )
+_STATESET_ATTRS = {family: attr for family, _, attr in _STATESETS}
+# family → Connector attribute, for the plain per-connector numbers
+_NUMBER_ATTRS = {
+    "connector_last_success_timestamp_seconds": "last_success",
+    "connector_last_failure_timestamp_seconds": "last_failure",
+    "connector_last_sync_start_timestamp_seconds": "last_sync_start",
+    "connector_next_sync_timestamp_seconds": "next_sync",
+    "connector_relink_needed_since_timestamp_seconds": "relink_needed_since",
+    "connector_credential_expiry_timestamp_seconds": "credential_expiry",
+    "connector_sync_frequency_seconds": "sync_frequency",
+    "connector_warnings": "warnings",
+    "connector_tasks": "tasks",
+}
 _ONE_HOT = {True: "1.0", False: "0.0"}
 
 
@@ -137,10 +140,19 @@ def _esc(value: str) -> str:
 
 def _header(family: Family) -> Piece:
     doc = family.help.replace("\\", r"\\").replace("\n", r"\n")
-    return Piece(f"# HELP {family.name} {doc}\n# TYPE {family.name} gauge\n".encode()).prepare()
+    return Piece.frozen(f"# HELP {family.name} {doc}\n# TYPE {family.name} gauge\n".encode())
 
 
 _HEADERS = {f.name: _header(f) for f in FAMILIES}
+
+
+# Per-connector lines are rendered and compressed this many connectors at a time, so that
+# rendering never holds more than a few megabytes of text however large the account.
+CHUNK_CONNECTORS = 4096
+# Plain text kept per account for uncompressed scrapes (Prometheus always asks for gzip).
+# 64 MiB covers ~20,000 connectors; past it, the rare plain scrape inflates the pieces again
+# instead of the exporter holding ~3 KB of text per connector forever.
+KEEP_PLAIN_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,84 +160,117 @@ class AgeTemplate:
     """The `*_age_seconds` lines of one snapshot, waiting for the scrape time."""
 
     template: bytes  # one `name{labels} %d\n` per timestamp, `%` in labels doubled
-    timestamps: tuple[float, ...]
+    timestamps: list[int]  # whole seconds, rounded up: an age never overstates
+    latest: int
 
-    def render(self, now: float) -> bytes:
-        # Whole seconds: finer precision means nothing for an age, and %d is C-fast.
-        return self.template % tuple(now - t if t < now else 0 for t in self.timestamps)
+    def render(self, now: int) -> bytes:
+        # Whole seconds: finer precision means nothing for an age, and integer %d is C-fast.
+        if now >= self.latest:
+            return self.template % tuple([now - t for t in self.timestamps])
+        return self.template % tuple([max(0, now - t) for t in self.timestamps])
 
 
 @dataclass(frozen=True, eq=False)
 class RenderedSnapshot:
     """A snapshot's exposition lines, per family, ready to splice into any response."""
 
-    pieces: dict[str, Piece]
+    pieces: dict[str, list[Piece]]
     ages: dict[str, AgeTemplate]
 
 
-def render_snapshot(snap: Snapshot) -> RenderedSnapshot:
-    """Render every per-connector and catalog series of `snap`; pure CPU, run at poll time."""
-    vendor = f'vendor="{_esc(snap.vendor)}"'
-    account = f'account="{_esc(snap.account)}"'
-    out: dict[str, list[str]] = {f.name: [] for f in FAMILIES if f.kind == "static"}
-    age_lines: dict[str, list[str]] = {f.source: [] for f in FAMILIES if f.kind == "age"}
-    age_times: dict[str, list[float]] = {f.source: [] for f in FAMILIES if f.kind == "age"}
-    known = {attr: (*getattr(snap.states, field), OTHER) for _, field, attr in _STATESETS}
-    info, health = out["connector_info"], out["connector_health"]
-    paused, relink = out["connector_paused"], out["connector_relink_needed"]
-
-    for c in snap.connectors:
-        ac = f'{account},connector_id="{_esc(c.connector_id)}"'
-        ids = f"{ac},{vendor}"
-        info.append(
-            f'connector_info{{{ac},end_user="{_esc(c.end_user)}",group="{_esc(c.group)}",'
-            f'integration="{_esc(c.integration)}",name="{_esc(c.name)}",{vendor}}} 1.0\n'
-        )
-        current = c.health.value
-        for state in HEALTH_STATES:
-            health.append(
-                f'connector_health{{{ac},health="{state}",{vendor}}} {_ONE_HOT[state == current]}\n'
+def _connector_lines(
+    family: str, chunk: Sequence[Connector], prefixes: Sequence[str], vendor: str, known: Any
+) -> Iterator[str]:
+    """One family's lines for a run of connectors (`prefixes`: their account+id labels)."""
+    if family == "connector_info":
+        for c, ac in zip(chunk, prefixes, strict=True):
+            yield (
+                f'connector_info{{{ac},end_user="{_esc(c.end_user)}",group="{_esc(c.group)}",'
+                f'integration="{_esc(c.integration)}",name="{_esc(c.name)}",{vendor}}} 1.0\n'
             )
-        for name, _, attr in _STATESETS:
-            value: str | None = getattr(c, attr)
+    elif family == "connector_health":
+        for c, ac in zip(chunk, prefixes, strict=True):
+            current = c.health.value
+            for state in HEALTH_STATES:
+                value = _ONE_HOT[state == current]
+                yield f'connector_health{{{ac},health="{state}",{vendor}}} {value}\n'
+    elif family in _STATESET_ATTRS:
+        attr = _STATESET_ATTRS[family]
+        states = known[attr]
+        for c, ac in zip(chunk, prefixes, strict=True):
+            value = getattr(c, attr)
             if value is not None:
-                lines = out[name]
-                for state in known[attr]:
-                    lines.append(
-                        f'{name}{{{ac},state="{state}",{vendor}}} {_ONE_HOT[state == value]}\n'
-                    )
-        paused.append(f"connector_paused{{{ids}}} {_ONE_HOT[c.paused]}\n")
-        relink.append(f"connector_relink_needed{{{ids}}} {_ONE_HOT[c.relink_needed]}\n")
-        for name, attr in _TIMESTAMPS:
+                for state in states:
+                    yield f'{family}{{{ac},state="{state}",{vendor}}} {_ONE_HOT[state == value]}\n'
+    elif family in ("connector_paused", "connector_relink_needed"):
+        attr = "paused" if family == "connector_paused" else "relink_needed"
+        for c, ac in zip(chunk, prefixes, strict=True):
+            yield f"{family}{{{ac},{vendor}}} {_ONE_HOT[getattr(c, attr)]}\n"
+    else:
+        attr = _NUMBER_ATTRS[family]
+        for c, ac in zip(chunk, prefixes, strict=True):
             number = getattr(c, attr)
             if number is not None:
-                out[name].append(f"{name}{{{ids}}} {_go_float(number)}\n")
-                if attr in age_lines:
-                    prefix = f"{name.replace('_timestamp_', '_age_')}{{{ids}}}"
-                    age_lines[attr].append(prefix.replace("%", "%%") + " %d\n")
-                    age_times[attr].append(float(number))
+                yield f"{family}{{{ac},{vendor}}} {_go_float(number)}\n"
 
+
+def _catalog_lines(family: str, snap: Snapshot, account: str, vendor: str) -> Iterator[str]:
     catalog_known = (*snap.states.catalog, OTHER)
     for entry in snap.catalog:
         cid = f'connector_id="{_esc(entry.connector_id)}"'
-        out["connector_catalog_info"].append(
-            f'connector_catalog_info{{{account},auth_type="{_esc(entry.auth_type)}",{cid},'
-            f'name="{_esc(entry.name)}",{vendor}}} 1.0\n'
-        )
-        if entry.status is not None:
+        if family == "connector_catalog_info":
+            yield (
+                f'connector_catalog_info{{{account},auth_type="{_esc(entry.auth_type)}",{cid},'
+                f'name="{_esc(entry.name)}",{vendor}}} 1.0\n'
+            )
+        elif entry.status is not None:
             for status in catalog_known:
-                out["connector_catalog_status"].append(
+                yield (
                     f'connector_catalog_status{{{account},{cid},status="{status}",{vendor}}} '
                     f"{_ONE_HOT[status == entry.status]}\n"
                 )
 
-    return RenderedSnapshot(
-        pieces={name: Piece("".join(lines).encode()).prepare() for name, lines in out.items()},
-        ages={
-            attr: AgeTemplate("".join(age_lines[attr]).encode(), tuple(age_times[attr]))
-            for attr in age_lines
-        },
-    )
+
+def _ages(family: Family, snap: Snapshot, prefixes: Sequence[str], vendor: str) -> AgeTemplate:
+    lines: list[str] = []
+    stamps: list[int] = []
+    for c, ac in zip(snap.connectors, prefixes, strict=True):
+        ts: float | None = getattr(c, family.source)
+        if ts is not None:
+            lines.append(f"{family.name}{{{ac},{vendor}}}".replace("%", "%%") + " %d\n")
+            stamps.append(math.ceil(ts))
+    return AgeTemplate("".join(lines).encode(), stamps, max(stamps, default=0))
+
+
+def render_snapshot(snap: Snapshot, keep_plain_bytes: int = KEEP_PLAIN_BYTES) -> RenderedSnapshot:
+    """Render every per-connector and catalog series of `snap`; pure CPU, run at poll time."""
+    vendor = f'vendor="{_esc(snap.vendor)}"'
+    account = f'account="{_esc(snap.account)}"'
+    prefixes = [f'{account},connector_id="{_esc(c.connector_id)}"' for c in snap.connectors]
+    known = {attr: (*getattr(snap.states, field), OTHER) for _, field, attr in _STATESETS}
+    budget = keep_plain_bytes
+    pieces: dict[str, list[Piece]] = {}
+    ages: dict[str, AgeTemplate] = {}
+    for family in FAMILIES:
+        if family.kind == "age":
+            ages[family.source] = _ages(family, snap, prefixes, vendor)
+            continue
+        chunks: list[bytes] = []
+        if family.name.startswith("connector_catalog_"):
+            chunks.append("".join(_catalog_lines(family.name, snap, account, vendor)).encode())
+        else:
+            for i in range(0, len(snap.connectors), CHUNK_CONNECTORS):
+                run = snap.connectors[i : i + CHUNK_CONNECTORS]
+                lines = _connector_lines(
+                    family.name, run, prefixes[i : i + CHUNK_CONNECTORS], vendor, known
+                )
+                chunks.append("".join(lines).encode())
+        out = pieces[family.name] = []
+        for chunk in chunks:
+            if chunk:
+                budget -= len(chunk)
+                out.append(Piece.frozen(chunk, keep_plain=budget >= 0))
+    return RenderedSnapshot(pieces=pieces, ages=ages)
 
 
 def exporter_families(
@@ -318,11 +363,14 @@ class ExporterCollector(Collector):
         yield from exporter_families(statuses, self.reload_ok, self.reload_ts)
 
 
-_EOF = Piece(b"# EOF\n").prepare()
+_EOF = Piece.frozen(b"# EOF\n")
 
 
 class Exposition:
-    """Assembles /metrics from the rendered snapshots plus the small scrape-time families."""
+    """Assembles /metrics from the rendered snapshots plus the small scrape-time families.
+
+    Safe to call from worker threads: scrapes are assembled off the event loop.
+    """
 
     def __init__(
         self,
@@ -335,25 +383,28 @@ class Exposition:
         self._registry = registry  # the exporter's own and the process collectors
         self._clock = clock
         # Ages for one (second, set of snapshots): concurrent scrapers (HA Prometheus pairs)
-        # share the work.
+        # share the work instead of each doing it.
+        self._lock = threading.Lock()
         self._ages_key: tuple[int, tuple[int, ...]] | None = None
         self._ages: dict[str, list[Piece]] = {}
 
     def _age_pieces(self, rendered: Sequence[RenderedSnapshot], now: int) -> dict[str, list[Piece]]:
         key = (now, tuple(id(r) for r in rendered))
-        if key != self._ages_key:
-            self._ages = {
-                f.source: [Piece(r.ages[f.source].render(now)) for r in rendered]
-                for f in FAMILIES
-                if f.kind == "age"
-            }
-            self._ages_key = key
-        return self._ages
+        with self._lock:
+            if key != self._ages_key:
+                # frozen: compressed here, once, under the lock
+                self._ages = {
+                    f.source: [Piece.frozen(r.ages[f.source].render(now)) for r in rendered]
+                    for f in FAMILIES
+                    if f.kind == "age"
+                }
+                self._ages_key = key
+            return self._ages
 
     def pieces(self, openmetrics: bool = False) -> list[Piece]:
         """The whole response body, in order, as pieces."""
         statuses = sorted(self._statuses(), key=lambda s: (s.vendor, s.account))
-        rendered = [s.rendered for s in statuses if s.rendered is not None]
+        rendered = [r for r in (s.rendered for s in statuses) if r is not None]
         ages = self._age_pieces(rendered, int(self._clock()))
         out: list[Piece] = []
         for family in FAMILIES:
@@ -361,11 +412,11 @@ class Exposition:
             if family.kind == "age":
                 out.extend(ages[family.source])
             else:
-                out.extend(r.pieces[family.name] for r in rendered)
+                for r in rendered:
+                    out.extend(r.pieces[family.name])
         if openmetrics:
             text: bytes = generate_openmetrics(self._registry)  # type: ignore[no-untyped-call]
-            own = text.removesuffix(b"# EOF\n")
-            out += [Piece(own), _EOF]
+            out += [Piece(text.removesuffix(b"# EOF\n")), _EOF]
         else:
             out.append(Piece(generate_latest(self._registry)))
         return out

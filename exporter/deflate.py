@@ -14,13 +14,12 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from functools import cached_property
 
 LEVEL = 1  # /metrics text compresses ~30x even at the fastest level
 _POLY = 0xEDB88320  # CRC-32 (reflected), as zlib
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, no mtime, OS unknown
 FINAL_BLOCK = b"\x03\x00"  # an empty fixed-Huffman block with BFINAL set
+GZIP_OVERHEAD = len(GZIP_HEADER) + len(FINAL_BLOCK) + 8
 
 
 def _multmodp(a: int, b: int) -> int:
@@ -71,28 +70,58 @@ def deflate_piece(data: bytes) -> bytes:
     return compressor.compress(data) + compressor.flush(zlib.Z_FULL_FLUSH)
 
 
-@dataclass(frozen=True, eq=False)
 class Piece:
-    """A run of exposition bytes, with what a gzip stream needs to splice it in."""
+    """A run of exposition bytes, with what a gzip stream needs to splice it in.
 
-    plain: bytes
+    Computed lazily (for what a scrape renders) or at once with `Piece.frozen` (at poll time).
+    A frozen piece may drop its plain text to save memory; `plain` then inflates it again.
+    """
 
-    @cached_property
+    __slots__ = ("_crc", "_deflated", "_plain", "_shift", "size")
+
+    def __init__(self, plain: bytes) -> None:
+        self._plain: bytes | None = plain
+        self._deflated: bytes | None = None
+        self._crc: int | None = None
+        self._shift: int | None = None
+        self.size = len(plain)
+
+    @classmethod
+    def frozen(cls, plain: bytes, *, keep_plain: bool = True) -> Piece:
+        piece = cls(plain)
+        _ = piece.deflated, piece.crc, piece.shift
+        if not keep_plain:
+            piece._plain = None
+        return piece
+
+    @property
+    def plain(self) -> bytes:
+        if self._plain is not None:
+            return self._plain
+        assert self._deflated is not None
+        return zlib.decompressobj(-zlib.MAX_WBITS).decompress(self._deflated)
+
+    @property
     def deflated(self) -> bytes:
-        return deflate_piece(self.plain)
+        if self._deflated is None:
+            self._deflated = deflate_piece(self.plain)
+        return self._deflated
 
-    @cached_property
+    @property
     def crc(self) -> int:
-        return zlib.crc32(self.plain)
+        if self._crc is None:
+            self._crc = zlib.crc32(self.plain)
+        return self._crc
 
-    @cached_property
+    @property
     def shift(self) -> int:
-        return shift_for(len(self.plain))
+        if self._shift is None:
+            self._shift = shift_for(self.size)
+        return self._shift
 
-    def prepare(self) -> Piece:
-        """Compute everything now (at poll time, off the scrape path) and return self."""
-        _ = self.deflated, self.crc, self.shift
-        return self
+
+def gzip_length(pieces: Iterable[Piece]) -> int:
+    return GZIP_OVERHEAD + sum(len(p.deflated) for p in pieces if p.size)
 
 
 def gzip_stream(pieces: Iterable[Piece]) -> Iterator[bytes]:
@@ -101,10 +130,10 @@ def gzip_stream(pieces: Iterable[Piece]) -> Iterator[bytes]:
     crc = 0
     size = 0
     for piece in pieces:
-        if not piece.plain:
+        if not piece.size:
             continue
         yield piece.deflated
         crc = crc32_combine(crc, piece.crc, piece.shift)
-        size += len(piece.plain)
+        size += piece.size
     yield FINAL_BLOCK
     yield struct.pack("<II", crc & 0xFFFFFFFF, size & 0xFFFFFFFF)

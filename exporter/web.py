@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable
 
@@ -10,7 +11,7 @@ from aiohttp.typedefs import Handler
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from exporter.collector import Exposition
-from exporter.deflate import gzip_stream
+from exporter.deflate import gzip_length, gzip_stream
 from exporter.scheduler import AccountStatus
 from exporter.statuspage import landing_page
 from exporter.webconfig import WebConfig, parse_basic_auth
@@ -21,11 +22,14 @@ UNAUTHENTICATED_PATHS = frozenset({"/healthz"})
 
 
 async def _send(
-    request: web.Request, parts: list[bytes], headers: dict[str, str]
+    request: web.Request,
+    headers: dict[str, str],
+    length: int,
+    parts: Iterable[bytes],
 ) -> web.StreamResponse:
-    """Write the parts one by one (no copy of the whole body) with an exact Content-Length."""
+    """Write the body part by part (never a copy of all of it) with an exact Content-Length."""
     response = web.StreamResponse(headers=headers)
-    response.content_length = sum(len(p) for p in parts)
+    response.content_length = length
     await response.prepare(request)
     for part in parts:
         if part:
@@ -61,12 +65,16 @@ def make_app(
         # prometheus-client's own negotiation, so that Accept is read as its clients expect
         _, content_type = choose_encoder(request.headers.get("Accept", ""))
         openmetrics = content_type.startswith("application/openmetrics-text")
-        pieces = exposition.pieces(openmetrics=openmetrics)
         headers = {"Content-Type": content_type}
+        # Assembled in a worker thread: what a scrape computes (ages, the exporter's own
+        # families, compression of those) then never holds up polls or other scrapes.
+        pieces = await asyncio.to_thread(exposition.pieces, openmetrics)
         if gzip_accepted(request.headers.get("Accept-Encoding", "")):
             headers["Content-Encoding"] = "gzip"
-            return await _send(request, list(gzip_stream(pieces)), headers)
-        return await _send(request, [p.plain for p in pieces], headers)
+            return await _send(request, headers, gzip_length(pieces), gzip_stream(pieces))
+        # Pieces over the plain-text budget inflate one at a time as they are written.
+        plain = (p.plain for p in pieces)
+        return await _send(request, headers, sum(p.size for p in pieces), plain)
 
     async def healthz(_: web.Request) -> web.Response:
         if alive():
