@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +45,8 @@ class AccountStatus:
     last_error: str = ""
     next_poll: float | None = None
     requests: Counter[str] = field(default_factory=Counter)
+    # connector_id -> when its current health was first seen (the landing page's "since")
+    health_since: dict[str, float] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -78,6 +80,23 @@ def build_snapshot(
         taken_at=taken_at,
     )
     return snapshot, duplicates
+
+
+def carry_health_since(
+    previous: Snapshot | None, current: Snapshot, since: Mapping[str, float]
+) -> dict[str, float]:
+    """Per connector of `current`, the time of the first snapshot that showed its current health.
+
+    Kept from `since` while the health is unchanged, else `current.taken_at`; the exporter knows
+    nothing before its own first poll. Only the landing page reads it (no metric).
+    """
+    before = {c.connector_id: c.health for c in previous.connectors} if previous else {}
+    return {
+        c.connector_id: since[c.connector_id]
+        if c.connector_id in since and before.get(c.connector_id) == c.health
+        else current.taken_at
+        for c in current.connectors
+    }
 
 
 class AccountRunner:
@@ -150,8 +169,10 @@ class AccountRunner:
         status.last_duration = duration
         status.last_poll_end = now
         if snapshot is not None and rendered is not None:
+            previous = status.snapshot
             # The swap: both halves at once, between two scrapes (single-threaded loop).
             status.snapshot, status.rendered = snapshot, rendered
+            status.health_since = carry_health_since(previous, snapshot, status.health_since)
             status.last_ok = True
             status.last_success_end = now
             status.last_error = ""
