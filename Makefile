@@ -22,13 +22,15 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 # --- external programs used by the tests ------------------------------------------------
-# Debian's prometheus (promtool) and prometheus-alertmanager (amtool).
-APT_PACKAGES := prometheus prometheus-alertmanager
+# Debian's prometheus (promtool) and prometheus-alertmanager (amtool); chromium renders the
+# status page in tests/test_statuspage.py.
+APT_PACKAGES := prometheus prometheus-alertmanager chromium
 .PHONY: tools-apt
 tools-apt:
 	@missing=""; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v amtool >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
