@@ -23,6 +23,7 @@ from tests.alerts.procs import (
 )
 from tests.grafana.dashboards import (
     committed,
+    load_generator,
     metric_names,
     recording_rule_names,
     substitute,
@@ -156,3 +157,33 @@ def test_every_panel_query_returns_data(stack: Stack, target: Any) -> None:
             timeout=10,
         )
         assert r.json()["data"]["result"], expr
+
+
+def test_unhealthy_since_lists_exactly_the_unhealthy_connectors(stack: Stack) -> None:
+    generator = load_generator()
+    unhealthy = stack.query('connector_health{health!="healthy"} == 1')
+    rows = stack.query(substitute(generator.UNHEALTHY_SINCE))
+    key = ("vendor", "account", "connector_id")
+    assert sorted(tuple(r["metric"][k] for k in key) for r in rows) == sorted(
+        tuple(r["metric"][k] for k in key) for r in unhealthy
+    )
+    now = time.time()
+    for r in rows:
+        assert {"health", "name", "integration", "group"} <= set(r["metric"])
+        assert r["metric"]["health"] != "healthy"
+        # milliseconds for Grafana's date units; within the 5m range substituted for $__range
+        assert (now - 300) * 1000 <= float(r["value"][1]) <= (now + 1) * 1000
+
+
+def test_health_timeline_code_matches_the_health_series(stack: Stack) -> None:
+    generator = load_generator()
+    codes = {
+        r["metric"]["connector_id"]: int(float(r["value"][1]))
+        for r in stack.query(substitute(generator.HEALTH_AS_CODE))
+    }
+    current = {
+        r["metric"]["connector_id"]: r["metric"]["health"]
+        for r in stack.query("connector_health == 1")
+    }
+    assert len(codes) == len(current) > 40
+    assert {cid: generator.HEALTH_CODE[h] for cid, h in current.items()} == codes
