@@ -107,6 +107,7 @@ def health_colors(panel: Any) -> Any:
 def organize(
     rename: dict[str, str], hide: tuple[str, ...] = ("Time",), order: tuple[str, ...] = ()
 ) -> dm.DataTransformerConfig:
+    """Grafana's organize transformation; `hide` and `order` name fields before `rename`."""
     return dm.DataTransformerConfig(
         id_val="organize",
         options={
@@ -329,8 +330,8 @@ def fleet_overview() -> db.Dashboard:
                         "integration",
                         "group",
                         "health",
-                        "unhealthy since",
-                        "last success age",
+                        "Value #A",
+                        "Value #B",
                         "connector_id",
                     ),
                 ),

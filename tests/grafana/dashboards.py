@@ -197,6 +197,13 @@ def problems(name: str, dashboard: dict[str, Any], allowed: set[str]) -> list[st
             found.append(f"{where}: panel datasource is not $datasource")
         if not panel.get("targets"):
             found.append(f"{where}: no query")
+        for tr in panel.get("transformations", []):
+            opts = tr.get("options", {})
+            renamed = set(opts.get("renameByName", {}).values())
+            # organize orders and hides fields by their names before renaming
+            late = renamed & (set(opts.get("indexByName", {})) | set(opts.get("excludeByName", {})))
+            if tr.get("id") == "organize" and late:
+                found.append(f"{where}: organize refers to renamed fields {sorted(late)}")
         for t in panel.get("targets", []):
             if t.get("datasource", {}).get("uid") != "${datasource}":
                 found.append(f"{where} {t.get('refId')}: target datasource is not $datasource")

@@ -190,3 +190,13 @@ def test_exporter_health_shows_429s_and_the_process() -> None:
         "process_resident_memory_bytes",
     ):
         assert metric in used, metric
+
+
+def test_problems_catches_organize_ordering_by_new_names() -> None:
+    def change(d: dict[str, Any]) -> None:
+        table = next(p for p in panels(d) if p["title"] == "Connectors not healthy")
+        organize = table["transformations"][1]["options"]
+        organize["indexByName"]["unhealthy since"] = organize["indexByName"].pop("Value #A")
+
+    found = _mutated("connector-fleet-overview.json", change)
+    assert any("organize refers to renamed fields ['unhealthy since']" in p for p in found)
