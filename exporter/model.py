@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -9,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 OTHER = "other"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Health(StrEnum):
@@ -113,7 +116,8 @@ def parse_timestamp(value: object) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value) if value > 0 else None
+        seconds = as_float(value)
+        return seconds if seconds is not None and seconds > 0 else None
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -126,12 +130,29 @@ def parse_timestamp(value: object) -> float | None:
     return dt.timestamp()
 
 
+def as_float(value: object) -> float | None:
+    """A JSON number as a finite float; None for anything else.
+
+    JSON integers have no size limit: one past float range (or a NaN/Infinity literal, which
+    Python's json accepts) is not a usable number and must not fail the poll.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def as_str(value: object) -> str:
     """A label-safe string for an optional vendor field ("" where absent)."""
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
+        # A `\ud800` escape decodes to a lone surrogate, which no UTF-8 output (exposition,
+        # landing page) can carry: such code points become U+FFFD.
+        return value if value.isascii() else _SURROGATE.sub("\ufffd", value)
     if isinstance(value, bool | int | float):
         return str(value).lower() if isinstance(value, bool) else str(value)
     return ""

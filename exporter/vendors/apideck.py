@@ -14,6 +14,7 @@ from exporter.model import (
     Health,
     PollResult,
     StateSets,
+    as_float,
     as_list,
     as_mapping,
     as_str,
@@ -53,16 +54,14 @@ def parse_millis(value: object) -> float | None:
     nullable ISO 8601 strings on the `ConsumerConnection` embedded in a consumer. Both are
     accepted; a bare number is always milliseconds.
     """
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return value / 1000.0 if value > 0 else None
     if isinstance(value, str):
         text = value.strip()
-        if text.isdigit():
-            return int(text) / 1000.0 if int(text) > 0 else None
-        return parse_timestamp(text)
-    return None
+        # str.isdigit() is also true of "²"; int() refuses those and 4,300+ digit strings.
+        if not (text.isascii() and text.isdigit()):
+            return parse_timestamp(text)
+        value = float(text)
+    millis = as_float(value)  # None for null, booleans, non-numbers, past float range
+    return millis / 1000.0 if millis is not None and millis > 0 else None
 
 
 def _opt_str(value: Any) -> str | None:

@@ -12,6 +12,7 @@ from exporter.model import (
     Health,
     PollResult,
     StateSets,
+    as_float,
     as_mapping,
     as_str,
     parse_timestamp,
@@ -83,11 +84,7 @@ def translate_one(item: Mapping[str, Any]) -> Connector | None:
         last_success=succeeded,
         last_failure=failed,
         next_sync=parse_timestamp(status.get("rescheduled_for")),
-        sync_frequency=(
-            float(frequency) * 60
-            if isinstance(frequency, int | float) and not isinstance(frequency, bool)
-            else None
-        ),
+        sync_frequency=None if (minutes := as_float(frequency)) is None else minutes * 60,
         warnings=_count(status.get("warnings")),
         tasks=tasks,
     )
