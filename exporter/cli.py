@@ -92,10 +92,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from exporter.simulator import Simulator
+    from exporter.simulator import SIMULATORS, Simulator
 
     logs.configure("info", "auto")
-    sizes = {name: args.fleet_size for name in ("fivetran", "bindbee")} if args.fleet_size else {}
+    names = [cls.name for cls in SIMULATORS]
+    sizes: dict[str, int] = {}
+    for spec in args.fleet_size or []:
+        vendor, sep, count = spec.rpartition("=")
+        if not count.isdigit() or (sep and vendor not in names):
+            print(
+                f"error: --fleet-size: expected N or VENDOR=N (VENDOR one of {', '.join(names)}),"
+                f" got {spec!r}",
+                file=sys.stderr,
+            )
+            return EXIT_INVALID_CONFIG
+        for name in [vendor] if sep else names:
+            sizes[name] = int(count)
 
     async def serve() -> None:
         sim = Simulator(sizes)
@@ -155,7 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = sub.add_parser("simulate", help="only the vendor simulators, on 127.0.0.1")
     simulate.add_argument("--port", type=int, default=DEFAULT_SIMULATOR_PORT)
-    simulate.add_argument("--fleet-size", type=int, help="generated connectors per vendor")
+    simulate.add_argument(
+        "--fleet-size",
+        action="append",
+        metavar="[VENDOR=]N",
+        help="serve N generated connectors (for every vendor, or VENDOR=N for one; repeatable)",
+    )
     simulate.add_argument("--write-config", metavar="FILE", help="write an exporter config")
     simulate.set_defaults(func=cmd_simulate)
 

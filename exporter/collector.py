@@ -24,7 +24,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from exporter import __version__
-from exporter.deflate import Piece
+from exporter.deflate import Piece, Run, Splice
 from exporter.model import OTHER, Connector, Health, Snapshot
 
 if TYPE_CHECKING:
@@ -387,6 +387,9 @@ class Exposition:
         self._lock = threading.Lock()
         self._ages_key: tuple[int, tuple[int, ...]] | None = None
         self._ages: dict[str, list[Piece]] = {}
+        # The static runs between the scrape-time pieces, for one set of snapshots.
+        self._runs_key: tuple[int, ...] | None = None
+        self._runs: list[Run] = []
 
     def _age_pieces(self, rendered: Sequence[RenderedSnapshot], now: int) -> dict[str, list[Piece]]:
         key = (now, tuple(id(r) for r in rendered))
@@ -401,19 +404,36 @@ class Exposition:
                 self._ages_key = key
             return self._ages
 
-    def pieces(self, openmetrics: bool = False) -> list[Piece]:
-        """The whole response body, in order, as pieces."""
+    def _static_runs(self, rendered: Sequence[RenderedSnapshot]) -> list[Run]:
+        """Everything between (and before) the age families, spliced once per set of polls."""
+        key = tuple(id(r) for r in rendered)
+        with self._lock:
+            if key != self._runs_key:
+                runs: list[Run] = []
+                current: list[Piece] = []
+                for family in FAMILIES:
+                    current.append(_HEADERS[family.name])
+                    if family.kind == "age":
+                        runs.append(Run(current))
+                        current = []
+                    else:
+                        for r in rendered:
+                            current.extend(r.pieces[family.name])
+                runs.append(Run(current))
+                self._runs, self._runs_key = runs, key
+            return self._runs
+
+    def pieces(self, openmetrics: bool = False) -> list[Splice]:
+        """The whole response body, in order: static runs, ages, the exporter's own families."""
         statuses = sorted(self._statuses(), key=lambda s: (s.vendor, s.account))
         rendered = [r for r in (s.rendered for s in statuses) if r is not None]
+        runs = self._static_runs(rendered)
         ages = self._age_pieces(rendered, int(self._clock()))
-        out: list[Piece] = []
-        for family in FAMILIES:
-            out.append(_HEADERS[family.name])
-            if family.kind == "age":
-                out.extend(ages[family.source])
-            else:
-                for r in rendered:
-                    out.extend(r.pieces[family.name])
+        out: list[Splice] = [runs[0]]
+        age_families = [f for f in FAMILIES if f.kind == "age"]
+        for family, run in zip(age_families, runs[1:], strict=True):
+            out.extend(ages[family.source])
+            out.append(run)
         if openmetrics:
             text: bytes = generate_openmetrics(self._registry)  # type: ignore[no-untyped-call]
             out += [Piece(text.removesuffix(b"# EOF\n")), _EOF]

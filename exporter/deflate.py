@@ -119,21 +119,53 @@ class Piece:
             self._shift = shift_for(self.size)
         return self._shift
 
+    def plain_parts(self) -> list[bytes]:
+        return [self.plain]
 
-def gzip_length(pieces: Iterable[Piece]) -> int:
-    return GZIP_OVERHEAD + sum(len(p.deflated) for p in pieces if p.size)
+    def deflated_parts(self) -> list[bytes]:
+        return [self.deflated]
 
 
-def gzip_stream(pieces: Iterable[Piece]) -> Iterator[bytes]:
+class Run:
+    """Consecutive pieces spliced once: one CRC combine per scrape instead of one per piece."""
+
+    __slots__ = ("_deflated", "crc", "pieces", "shift", "size")
+
+    def __init__(self, pieces: Iterable[Piece]) -> None:
+        self.pieces = [p for p in pieces if p.size]
+        self.size = sum(p.size for p in self.pieces)
+        crc = 0
+        for piece in self.pieces:
+            crc = crc32_combine(crc, piece.crc, piece.shift)
+        self.crc = crc
+        self.shift = shift_for(self.size)
+        self._deflated = [p.deflated for p in self.pieces]
+
+    def plain_parts(self) -> Iterator[bytes]:
+        return (p.plain for p in self.pieces)  # lazily: dropped plain text inflates per piece
+
+    def deflated_parts(self) -> list[bytes]:
+        return self._deflated
+
+
+Splice = Piece | Run
+
+
+def gzip_length(items: Iterable[Splice]) -> int:
+    """The length of gzip_stream(items), without producing it."""
+    return GZIP_OVERHEAD + sum(len(d) for i in items if i.size for d in i.deflated_parts())
+
+
+def gzip_stream(items: Iterable[Splice]) -> Iterator[bytes]:
     """The pieces as one gzip stream, yielded in parts (header, each piece, trailer)."""
     yield GZIP_HEADER
     crc = 0
     size = 0
-    for piece in pieces:
-        if not piece.size:
+    for item in items:
+        if not item.size:
             continue
-        yield piece.deflated
-        crc = crc32_combine(crc, piece.crc, piece.shift)
-        size += piece.size
+        yield from item.deflated_parts()
+        crc = crc32_combine(crc, item.crc, item.shift)
+        size += item.size
     yield FINAL_BLOCK
     yield struct.pack("<II", crc & 0xFFFFFFFF, size & 0xFFFFFFFF)

@@ -73,7 +73,7 @@ def make_app(
             headers["Content-Encoding"] = "gzip"
             return await _send(request, headers, gzip_length(pieces), gzip_stream(pieces))
         # Pieces over the plain-text budget inflate one at a time as they are written.
-        plain = (p.plain for p in pieces)
+        plain = (part for p in pieces for part in p.plain_parts())
         return await _send(request, headers, sum(p.size for p in pieces), plain)
 
     async def healthz(_: web.Request) -> web.Response:

@@ -45,7 +45,9 @@ def render(
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ExporterCollector(lambda: statuses))
     exposition = Exposition(lambda: statuses, registry, clock=lambda: now)
-    return b"".join(p.plain for p in exposition.pieces(openmetrics)).decode()
+    return b"".join(
+        part for p in exposition.pieces(openmetrics) for part in p.plain_parts()
+    ).decode()
 
 
 @pytest.fixture

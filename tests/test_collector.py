@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-
 from typing import Any
 
 from prometheus_client.openmetrics import parser as om_parser
@@ -68,7 +67,9 @@ def test_spliced_gzip_equals_plain_body() -> None:
     registry = CollectorRegistry(auto_describe=False)
     exposition = Exposition(lambda: [status], registry, clock=lambda: FIXED_NOW)
     pieces = exposition.pieces()
-    assert gzip.decompress(b"".join(gzip_stream(pieces))) == b"".join(p.plain for p in pieces)
+    assert gzip.decompress(b"".join(gzip_stream(pieces))) == b"".join(
+        part for p in pieces for part in p.plain_parts()
+    )
 
 
 def test_label_values_round_trip_and_ages() -> None:
