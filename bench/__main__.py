@@ -22,9 +22,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -51,7 +52,7 @@ def free_port() -> int:
 
 
 def get(url: str, timeout: float = 600) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - 127.0.0.1 only
+    with urllib.request.urlopen(url, timeout=timeout) as response:
         body: bytes = response.read()
         return body.decode()
 
@@ -133,6 +134,24 @@ def wrk(url: str, *, gzip: bool, clients: int, seconds: float, timeout: float) -
     return result
 
 
+def poll_starts(log: Path, vendor: str, since: float, until: float) -> list[float]:
+    """Start times of `vendor`'s polls, from the exporter's JSON poll lines."""
+    from datetime import datetime
+
+    starts = []
+    for line in log.read_text().splitlines():
+        if not line.startswith("{") or f'"vendor": "{vendor}"' not in line:
+            continue
+        record = json.loads(line)
+        if record.get("event") != "poll":
+            continue
+        end = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00")).timestamp()
+        start = end - record["duration_seconds"]
+        if since <= start <= until:
+            starts.append(start)
+    return sorted(starts)
+
+
 def cpu_figures(size: int) -> dict[str, float]:
     """CPU seconds to translate one poll and rebuild what /metrics serves, ours and baseline."""
     items = generated(time.time(), size)
@@ -170,7 +189,6 @@ def run_size(size: int, seconds: float, tmp: Path) -> dict[str, Any]:
     ]
     with process(sim_cmd, tmp / f"sim-{size}.log"):
         wait_ready(f"http://127.0.0.1:{sim_port}/_control/fivetran/connectors", 120)
-        sim = f"http://127.0.0.1:{sim_port}"
         from exporter.simulator import Simulator
 
         accounts = Simulator().accounts()
@@ -205,7 +223,7 @@ def run_size(size: int, seconds: float, tmp: Path) -> dict[str, Any]:
             ft = '{account="demo",vendor="fivetran"}'
             result["api_requests_per_poll"] = metric(
                 text,
-                f'connector_exporter_api_requests_total{{account="demo",code="200",vendor="fivetran"}}',
+                'connector_exporter_api_requests_total{account="demo",code="200",vendor="fivetran"}',
             )
             result["min_pages"] = math.ceil(size / 1000)
             result["poll_wall_s"] = metric(text, f"connector_exporter_poll_duration_seconds{ft}")
@@ -329,7 +347,8 @@ def table(results: list[dict[str, Any]]) -> str:
                 rat = ratio(run["p99_ms"], base.get("p99_ms", math.nan))
             rows.append(
                 f"| {r['size']:,} | {encoding} | {clients} | {fmt(run['p50_ms'])} / {fmt(run['p99_ms'])} | {base_text} | {rat} | "
-                f"{run['requests']} | {run['errors']} | {run['small_account_polls']:.0f} ({run['small_account_polls_expected']}) |"
+                f"{run['requests']} | {run['errors']} | {run['small_account_polls']:.0f} ({run['small_account_polls_expected']}) | "
+                f"{run['max_poll_delay_s']:.2f} s |"
             )
     return "\n".join(rows)
 
@@ -344,8 +363,9 @@ def main() -> int:
     tmp = RESULTS / "logs"
     tmp.mkdir(exist_ok=True)
     results = [run_size(size, seconds, tmp) for size in sizes]
+    machine_info = machine()
     report = {
-        "machine": machine(),
+        "machine": machine_info,
         "seconds_per_run": seconds,
         "results": results,
         "date": time.strftime("%Y-%m-%d"),
@@ -357,9 +377,9 @@ def main() -> int:
         doc = DOC.read_text()
         start, end = "<!-- bench:start -->", "<!-- bench:end -->"
         if start in doc and end in doc:
-            m = report["machine"]
+            m = machine_info
             block = (
-                f"{start}\nMeasured {report['date']} on {m['cpu']}, {m['cores']} cores, "
+                f"{start}\nMeasured {time.strftime('%Y-%m-%d')} on {m['cpu']}, {m['cores']} cores, "
                 f"{m['memory_gb']} GB, Python {m['python']}, {m['wrk']}; {seconds:g} s per wrk run.\n\n"
                 f"{text}\n{end}"
             )

@@ -109,7 +109,7 @@ async def serve(port: int, size: int) -> None:
     metrics.rebuild("bench", fivetran.translate(generated(time.time(), size)), fivetran.STATES)
     handler = make_aiohttp_handler(metrics.registry)
 
-    async def scrape(request: web.Request) -> web.Response:
+    async def scrape(request: web.Request) -> web.StreamResponse:
         metrics.set_ages(time.time())
         return await handler(request)
 
