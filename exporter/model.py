@@ -158,6 +158,11 @@ def as_str(value: object) -> str:
     return ""
 
 
+def opt_str(value: object) -> str | None:
+    """A non-empty string, else None: how vendors' optional enum fields arrive."""
+    return value if isinstance(value, str) and value else None
+
+
 def as_mapping(value: object) -> Mapping[str, Any]:
     """The value when it is a JSON object, else an empty one (vendors send null for objects)."""
     return value if isinstance(value, Mapping) else {}

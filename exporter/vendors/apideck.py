@@ -18,6 +18,7 @@ from exporter.model import (
     as_list,
     as_mapping,
     as_str,
+    opt_str,
     parse_timestamp,
 )
 from exporter.vendors.base import (
@@ -26,6 +27,7 @@ from exporter.vendors.base import (
     expect_list,
     expect_mapping,
     optional_cursor,
+    translate_all,
 )
 
 CATALOG_PATH = "/connector/connectors"
@@ -64,17 +66,13 @@ def parse_millis(value: object) -> float | None:
     return millis / 1000.0 if millis is not None and millis > 0 else None
 
 
-def _opt_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def translate_connection(consumer_id: str, item: Mapping[str, Any]) -> Connector | None:
     """One connection of one Vault consumer to a Connector; None when it has no id."""
     connection_id = as_str(item.get("id"))
     if not connection_id or not consumer_id:
         return None
-    state = STATES.normalise(STATES.setup, _opt_str(item.get("state")))
-    raw_health = _opt_str(item.get("health"))
+    state = STATES.normalise(STATES.setup, opt_str(item.get("state")))
+    raw_health = opt_str(item.get("health"))
     health_value = raw_health.strip().lower() if raw_health else None
     paused = item.get("enabled") is False
     relink = state == "invalid" or health_value in RELINK_HEALTHS
@@ -111,11 +109,9 @@ def translate_connection(consumer_id: str, item: Mapping[str, Any]) -> Connector
 def translate_consumer(consumer: Mapping[str, Any]) -> list[Connector]:
     """The connections embedded in one consumer object. Connection `settings` are never read."""
     consumer_id = as_str(consumer.get("consumer_id"))
-    out = []
-    for item in as_list(consumer.get("connections")):
-        if isinstance(item, Mapping) and (c := translate_connection(consumer_id, item)) is not None:
-            out.append(c)
-    return out
+    return translate_all(
+        as_list(consumer.get("connections")), lambda item: translate_connection(consumer_id, item)
+    )
 
 
 def translate_catalog(items: Iterable[Any]) -> list[CatalogEntry]:
@@ -129,7 +125,7 @@ def translate_catalog(items: Iterable[Any]) -> list[CatalogEntry]:
                 connector_id=connector_id,
                 name=as_str(item.get("name")),
                 auth_type=as_str(item.get("auth_type")),
-                status=STATES.normalise(STATES.catalog, _opt_str(item.get("status"))),
+                status=STATES.normalise(STATES.catalog, opt_str(item.get("status"))),
             )
         )
     return out

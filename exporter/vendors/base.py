@@ -7,7 +7,7 @@ import json
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Generic, TypeVar
@@ -242,6 +242,17 @@ def expect_list(data: Any, what: str) -> list[Any]:
     if not isinstance(data, list):
         raise BadResponse(f"{what}: expected a JSON array, got {type(data).__name__}")
     return data
+
+
+T = TypeVar("T")
+
+
+def translate_all(items: Iterable[Any], one: Callable[[Mapping[str, Any]], T | None]) -> list[T]:
+    """`one` applied to every JSON object in `items`; other values and None results are skipped.
+
+    Vendors' pages hold objects, but a translator must survive anything a page can hold.
+    """
+    return [out for item in items if isinstance(item, Mapping) and (out := one(item)) is not None]
 
 
 def optional_cursor(value: Any) -> str | None:

@@ -13,6 +13,7 @@ from exporter.vendors.base import (
     expect_list,
     expect_mapping,
     optional_cursor,
+    translate_all,
 )
 
 PAGE_SIZE = 200  # the API's maximum (seed: "Maximum size is 200")
@@ -66,11 +67,7 @@ def translate_one(item: Mapping[str, Any], category: str) -> Connector | None:
 
 def translate(items: Iterable[Any], category: str) -> list[Connector]:
     """Bindbee connector objects of one category to Connectors."""
-    out = []
-    for item in items:
-        if isinstance(item, Mapping) and (connector := translate_one(item, category)) is not None:
-            out.append(connector)
-    return out
+    return translate_all(items, lambda item: translate_one(item, category))
 
 
 def parse_page(data: Any) -> tuple[list[Any], str | None]:

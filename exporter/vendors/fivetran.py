@@ -15,6 +15,7 @@ from exporter.model import (
     as_float,
     as_mapping,
     as_str,
+    opt_str,
     parse_timestamp,
 )
 from exporter.vendors.base import (
@@ -23,6 +24,7 @@ from exporter.vendors.base import (
     expect_list,
     expect_mapping,
     optional_cursor,
+    translate_all,
 )
 
 PAGE_SIZE = 1000  # the API's maximum (seed: "Accepts a number in the range 1..1000")
@@ -46,9 +48,9 @@ def translate_one(item: Mapping[str, Any]) -> Connector | None:
     if not connector_id:
         return None
     status = as_mapping(item.get("status"))
-    setup = STATES.normalise(STATES.setup, _opt_str(status.get("setup_state")))
-    sync = STATES.normalise(STATES.sync, _opt_str(status.get("sync_state")))
-    update = STATES.normalise(STATES.update, _opt_str(status.get("update_state")))
+    setup = STATES.normalise(STATES.setup, opt_str(status.get("setup_state")))
+    sync = STATES.normalise(STATES.sync, opt_str(status.get("sync_state")))
+    update = STATES.normalise(STATES.update, opt_str(status.get("update_state")))
     paused = item.get("paused") is True
     succeeded = parse_timestamp(item.get("succeeded_at"))
     failed = parse_timestamp(item.get("failed_at"))
@@ -90,17 +92,9 @@ def translate_one(item: Mapping[str, Any]) -> Connector | None:
     )
 
 
-def _opt_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def translate(items: Iterable[Any]) -> list[Connector]:
     """Fivetran connection objects to Connectors; non-objects and id-less items are skipped."""
-    out = []
-    for item in items:
-        if isinstance(item, Mapping) and (connector := translate_one(item)) is not None:
-            out.append(connector)
-    return out
+    return translate_all(items, translate_one)
 
 
 def parse_page(data: Any) -> tuple[list[Any], str | None]:

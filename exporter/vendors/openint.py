@@ -7,8 +7,8 @@ from typing import Any
 
 from exporter.config import OpenintAccount
 from exporter.errors import BadResponse
-from exporter.model import CatalogEntry, Connector, Health, PollResult, StateSets, as_str
-from exporter.vendors.base import MAX_PAGES, Adapter, expect_list, expect_mapping
+from exporter.model import CatalogEntry, Connector, Health, PollResult, StateSets, as_str, opt_str
+from exporter.vendors.base import MAX_PAGES, Adapter, expect_list, expect_mapping, translate_all
 
 CATALOG_PATH = "/connector"
 CONNECTIONS_PATH = "/connection"
@@ -20,16 +20,12 @@ STATES = StateSets(
 )
 
 
-def _opt_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def translate_one(item: Mapping[str, Any]) -> Connector | None:
     """One OpenInt connection object to a Connector. `settings` (credentials) is never read."""
     connector_id = as_str(item.get("id"))
     if not connector_id:
         return None
-    status = STATES.normalise(STATES.setup, _opt_str(item.get("status")))
+    status = STATES.normalise(STATES.setup, opt_str(item.get("status")))
     paused = item.get("disabled") is True
 
     # SPEC §5, openint row: the first rule that applies wins.
@@ -60,11 +56,7 @@ def translate_one(item: Mapping[str, Any]) -> Connector | None:
 
 def translate(items: Iterable[Any]) -> list[Connector]:
     """OpenInt connection objects to Connectors; non-objects and id-less items are skipped."""
-    out = []
-    for item in items:
-        if isinstance(item, Mapping) and (connector := translate_one(item)) is not None:
-            out.append(connector)
-    return out
+    return translate_all(items, translate_one)
 
 
 def translate_catalog(items: Iterable[Any]) -> list[CatalogEntry]:
@@ -80,7 +72,7 @@ def translate_catalog(items: Iterable[Any]) -> list[CatalogEntry]:
                 connector_id=name,
                 name=as_str(item.get("display_name")) or name,
                 auth_type=as_str(auth_type),
-                status=STATES.normalise(STATES.catalog, _opt_str(item.get("stage"))),
+                status=STATES.normalise(STATES.catalog, opt_str(item.get("stage"))),
             )
         )
     return out
