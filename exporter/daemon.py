@@ -77,9 +77,7 @@ class Daemon:
         for account in config.accounts:
             register_secrets(account.secret_values())
         return [
-            a
-            for a in config.accounts
-            if self.shard is None or self.shard.owns(a.vendor, a.name)
+            a for a in config.accounts if self.shard is None or self.shard.owns(a.vendor, a.name)
         ]
 
     def statuses(self) -> list[AccountStatus]:
