@@ -14,15 +14,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from exporter.demo import DEMO_POLL_INTERVAL
 from exporter.model import Connector, Health, Snapshot, StateSets
 from exporter.scheduler import AccountRunner, AccountStatus, carry_health_since
 from exporter.simulator import Simulator
 from exporter.statuspage import MAX_ROWS, REFRESH_SECONDS, landing_page
-from tests.alerts.procs import EXPORTER, Processes, binary, free_port, run, wait_for
+from tests.alerts.procs import Processes, binary, run, wait_for
 from tests.conftest import make_config
+from tests.grafana.stack import start_exporter
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOT = REPO / "docs" / "status-page.png"
@@ -207,27 +207,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     workdir = tmp_path_factory.mktemp("statuspage")
     procs = Processes(workdir)
     try:
-        sim_port, port = free_port(), free_port()
-        sim_config = workdir / "simulated.yml"
-        procs.start(
-            "simulate",
-            [str(EXPORTER), "simulate", "--port", str(sim_port), "--write-config", str(sim_config)],
-        )
-        wait_for("the simulator", lambda: sim_config.exists() and sim_config.stat().st_size, 20)
-        config = yaml.safe_load(sim_config.read_text())
-        config["poll_interval"] = DEMO_POLL_INTERVAL
-        (workdir / "exporter.yml").write_text(yaml.safe_dump(config))
-        url = f"http://127.0.0.1:{port}/"
-        listen = f"127.0.0.1:{port}"
-        argv = [str(EXPORTER), "run", "--config", str(workdir / "exporter.yml")]
-        procs.start("exporter", [*argv, "--listen-address", listen])
-        wait_for(
-            "the exporter's first polls",
-            lambda: httpx.get(url + "readyz", timeout=2).status_code == 200,
-            30,
-            on_timeout=procs.logs,
-        )
-        yield Served(url, f"http://127.0.0.1:{sim_port}")
+        sim, exporter = start_exporter(procs, workdir, poll_interval=DEMO_POLL_INTERVAL)
+        yield Served(exporter + "/", sim)
     finally:
         procs.close()
 

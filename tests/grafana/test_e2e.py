@@ -11,16 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
-from tests.alerts.procs import (
-    EXPORTER,
-    RULE_FILES,
-    Processes,
-    binary,
-    free_port,
-    wait_for,
-)
+from tests.alerts.procs import Processes, wait_for
 from tests.grafana.dashboards import (
     committed,
     load_generator,
@@ -29,6 +21,7 @@ from tests.grafana.dashboards import (
     substitute,
     targets,
 )
+from tests.grafana.stack import start_exporter, start_prometheus
 
 pytestmark = pytest.mark.e2e
 
@@ -52,71 +45,27 @@ class Stack:
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
 
+    def targets(self) -> str:
+        """Prometheus's view of its scrape targets, for failure messages."""
+        try:
+            return httpx.get(f"{self.prometheus}/api/v1/targets", timeout=5).text + "\n"
+        except httpx.HTTPError as err:
+            return f"targets: {err}\n"
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("grafana-e2e")
     procs = Processes(workdir)
     try:
-        sim_port, exporter_port, prom_port = free_port(), free_port(), free_port()
-        sim_config = workdir / "simulated.yml"
-        sim = procs.start(
-            "simulate",
-            [str(EXPORTER), "simulate", "--port", str(sim_port), "--write-config", str(sim_config)],
-        )
-        wait_for(
-            "the simulator's config",
-            lambda: sim_config.exists() and sim_config.stat().st_size,
-            20,
-            on_timeout=procs.logs,
-        )
-        config = yaml.safe_load(sim_config.read_text())
-        config.update(poll_interval="1s", max_retries=0, request_timeout="5s", poll_timeout="10s")
-        exporter_config = workdir / "exporter.yml"
-        exporter_config.write_text(yaml.safe_dump(config))
-        exporter = f"127.0.0.1:{exporter_port}"
-        procs.start(
-            "exporter",
-            [str(EXPORTER), "run", "--config", str(exporter_config), "--listen-address", exporter],
-        )
-        wait_for(
-            "the exporter to be ready",
-            lambda: httpx.get(f"http://{exporter}/readyz", timeout=2).status_code == 200,
-            30,
-            on_timeout=procs.logs,
-        )
-        prom_config = workdir / "prometheus.yml"
-        prom_config.write_text(
-            yaml.safe_dump(
-                {
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "rule_files": [str(p) for p in RULE_FILES],
-                    "scrape_configs": [
-                        {
-                            "job_name": "connector-exporter",
-                            "static_configs": [{"targets": [exporter]}],
-                        }
-                    ],
-                }
-            )
-        )
-        procs.start(
-            "prometheus",
-            [
-                binary("prometheus"),
-                f"--config.file={prom_config}",
-                f"--storage.tsdb.path={workdir / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{prom_port}",
-            ],
-        )
-        s = Stack(f"http://127.0.0.1:{prom_port}", f"http://{exporter}", procs)
+        _, exporter = start_exporter(procs, workdir, poll_interval="1s")
+        s = Stack(start_prometheus(procs, workdir, exporter), exporter, procs)
         wait_for(
             "Prometheus to scrape every account",
             lambda: len(s.query("connector_exporter_poll_success == 1")) == ACCOUNTS,
             30,
-            on_timeout=procs.logs,
+            on_timeout=lambda: s.targets() + procs.logs(),
         )
-        assert sim.alive()
         yield s
     finally:
         procs.close()
