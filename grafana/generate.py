@@ -16,7 +16,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from grafana_foundation_sdk.builders import bargauge, stat, statetimeline, table, timeseries
 from grafana_foundation_sdk.builders import common as cb
@@ -52,6 +52,7 @@ HEALTH_CODE = {name: code for code, (name, _) in enumerate(HEALTH, start=1)}
 DAY = 86400
 
 Panel = Builder[dm.Panel]
+ColoredPanel = TypeVar("ColoredPanel", stat.Panel, timeseries.Panel)
 
 
 # --- small builders ------------------------------------------------------------------------
@@ -97,7 +98,7 @@ def fixed_color(color: str) -> list[dm.DynamicConfigValue]:
     return [dm.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": color})]
 
 
-def health_colors(panel: Any) -> Any:
+def health_colors(panel: ColoredPanel) -> ColoredPanel:
     """Each series named after a health state gets that state's colour."""
     for name, color in HEALTH:
         panel = panel.override_by_name(name, fixed_color(color))
