@@ -65,6 +65,7 @@ class AccountBase(_Strict):
     # Keys holding secrets: each also accepts `<key>_file`, and they never reach logs or errors.
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ()
 
+    vendor: str  # each vendor's model narrows it to its Literal name (the union's tag)
     name: Annotated[str, Field(min_length=1, max_length=128)]
     base_url: str
     poll_interval: Duration | None = None

@@ -36,7 +36,7 @@ HTTP_SHUTDOWN_SECONDS = 1.5
 
 
 def _key(account: AccountBase) -> str:
-    return f"{account.vendor}/{account.name}"  # type: ignore[attr-defined]
+    return f"{account.vendor}/{account.name}"
 
 
 class Daemon:

@@ -16,7 +16,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from exporter.collector import RenderedSnapshot, render_snapshot
 from exporter.config import AccountBase, Config
 from exporter.errors import PollTimeout, VendorError
-from exporter.model import CatalogEntry, Connector, PollResult, Snapshot
+from exporter.model import CatalogEntry, Connector, PollResult, Snapshot, StateSets
 from exporter.vendors import ADAPTERS
 from exporter.vendors.base import ApiClient, ClientSettings, PollStats
 
@@ -54,7 +54,7 @@ class AccountStatus:
 
 
 def build_snapshot(
-    account: AccountBase, vendor_states: Any, result: PollResult, taken_at: float
+    account: AccountBase, vendor_states: StateSets, result: PollResult, taken_at: float
 ) -> tuple[Snapshot, int]:
     """The snapshot of a successful poll: filtered, de-duplicated, sorted so series never churn.
 
@@ -62,17 +62,19 @@ def build_snapshot(
     """
     by_id: dict[str, Connector] = {}
     duplicates = 0
+    seen: set[str] = set()
     for connector in result.connectors:
-        if connector.connector_id in by_id:
+        if connector.connector_id in seen:
             duplicates += 1  # vendors' pages can shift under us; keep the first we saw
             continue
+        seen.add(connector.connector_id)
         if account.keeps(connector.name):
             by_id[connector.connector_id] = connector
     catalog: dict[str, CatalogEntry] = {}
     for entry in result.catalog:
         catalog.setdefault(entry.connector_id, entry)
     snapshot = Snapshot(
-        vendor=account.vendor,  # type: ignore[attr-defined]
+        vendor=account.vendor,
         account=account.name,
         states=vendor_states,
         connectors=tuple(by_id[k] for k in sorted(by_id)),
@@ -110,7 +112,7 @@ class AccountRunner:
         settings: ClientSettings | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        vendor: str = account.vendor  # type: ignore[attr-defined]
+        vendor: str = account.vendor
         self.account = account
         self.poll_timeout = config.poll_timeout
         self.clock = clock

@@ -70,7 +70,7 @@ def sim_account(sim: Simulator, vendor: str, **overrides: Any) -> dict[str, Any]
 def golden_status(account: AccountBase, states: StateSets, result: PollResult) -> AccountStatus:
     """An account after one successful poll at FIXED_NOW, with fixed self-metric values."""
     snapshot, _ = build_snapshot(account, states, result, taken_at=FIXED_NOW)
-    status = AccountStatus(account.vendor, account.name, 300.0)  # type: ignore[attr-defined]
+    status = AccountStatus(account.vendor, account.name, 300.0)
     status.snapshot = snapshot
     status.rendered = render_snapshot(snapshot)
     status.polls_total = 1
