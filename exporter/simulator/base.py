@@ -49,9 +49,9 @@ FAULT_MODES = (
 # Modes applied to a vendor handler's real 200 answer rather than instead of it.
 BODY_FAULTS = frozenset({"truncated", "wrong_content_type", "huge"})
 PAGING_FAULTS = frozenset({"cursor_loop", "endless", "duplicates"})
-# `huge`: one mebibyte past the cap, in 64 KiB chunks of one shared buffer.
+# `huge`: one mebibyte past the cap, in 1 MiB chunks of one shared buffer.
 HUGE_BYTES = MAX_RESPONSE_BYTES + 1024 * 1024
-HUGE_CHUNK = b"x" * 65536
+HUGE_CHUNK = b"x" * (1024 * 1024)
 
 
 def iso(ts: float) -> str:

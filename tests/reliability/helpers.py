@@ -1,0 +1,61 @@
+"""Shared by the reliability tests: the simulators on their own thread, process sampling."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from exporter.simulator import Simulator
+
+
+@contextmanager
+def threaded_simulator() -> Iterator[Simulator]:
+    """The simulators serving from their own event loop on a thread.
+
+    A fault like `huge` streams 33 MiB: on the test's own loop that would stall the exporter's
+    other polls for reasons no real deployment has. Faults and fleets are changed from the
+    test's thread between polls (plain attribute and dict updates).
+    """
+    sim = Simulator()
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(sim.start())
+        started.set()
+        loop.run_forever()
+        loop.run_until_complete(sim.stop())
+        loop.close()
+
+    thread = threading.Thread(target=serve, name="simulator", daemon=True)
+    thread.start()
+    assert started.wait(10), "the simulator did not start"
+    try:
+        yield sim
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def growth(samples: list[float]) -> tuple[float, float]:
+    """Median of the first and of the last quarter of `samples` (after the caller's warm-up)."""
+    quarter = max(1, len(samples) // 4)
+    return statistics.median(samples[:quarter]), statistics.median(samples[-quarter:])
