@@ -23,14 +23,15 @@ venv: $(STAMP)
 
 # --- external programs used by the tests ------------------------------------------------
 # Debian's prometheus (promtool) and prometheus-alertmanager (amtool); chromium renders the
-# status page in tests/test_statuspage.py.
-APT_PACKAGES := prometheus prometheus-alertmanager chromium
+# status page in tests/test_statuspage.py; wrk loads /metrics in tests/reliability/test_soak.py.
+APT_PACKAGES := prometheus prometheus-alertmanager chromium wrk
 .PHONY: tools-apt
 tools-apt:
 	@missing=""; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v amtool >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
