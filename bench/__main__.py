@@ -83,6 +83,16 @@ def process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
             proc.wait()
 
 
+def wait_log(log: Path, needle: str, timeout: float) -> None:
+    """Wait for a process to say `needle` (the baseline: a scrape may take longer than a probe)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and needle in log.read_text():
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{log} did not say {needle!r} within {timeout}s")
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -259,7 +269,7 @@ def run_size(size: int, seconds: float, tmp: Path) -> dict[str, Any]:
         tmp / f"baseline-{size}.log",
     ) as baseline:
         url = f"http://127.0.0.1:{base_port}/metrics"
-        wait_ready(url, 900)
+        wait_log(tmp / f"baseline-{size}.log", "ready", 900)
         t = time.monotonic()
         get(url)
         single = time.monotonic() - t
