@@ -80,7 +80,7 @@ fmt: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: venv
+bench: venv tools-apt
 	$(BIN)/python -m bench
 
 clean:
