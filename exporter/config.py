@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -25,6 +26,7 @@ DEFAULT_LISTEN_ADDRESS = "0.0.0.0:9841"
 ENV_CONFIG = "CONNECTOR_EXPORTER_CONFIG"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+MAX_DURATION_SECONDS = 7 * 86400.0
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
@@ -32,14 +34,21 @@ def parse_duration(value: object) -> float:
     """`30s`, `5m`, `1h`, `1.5h` or a plain number of seconds, to seconds."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s, 5m, 1h or a number of seconds")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-    else:
-        raise ValueError("expected a duration such as 30s, 5m, 1h or a number of seconds")
-    if seconds <= 0:
-        raise ValueError("must be greater than zero")
+    try:
+        if isinstance(value, int | float):
+            seconds = float(value)
+        elif isinstance(value, str) and (m := _DURATION.match(value)):
+            seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+        else:
+            raise ValueError("expected a duration such as 30s, 5m, 1h or a number of seconds")
+    except OverflowError:  # an integer past float range
+        seconds = math.inf
+    # .inf/.nan (YAML) and 400-digit numbers would pass a plain > 0 check and crash the
+    # scheduler at start; a week is far beyond any sensible poll or timeout.
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError("must be a finite number of seconds greater than zero")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError("must be at most 7d")
     return seconds
 
 

@@ -57,10 +57,22 @@ def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["5x", "", "-1s", 0, True, "m"])
-def test_bad_durations(text: str | int) -> None:
-    with pytest.raises(ValueError, match=r"duration|greater than zero"):
+@pytest.mark.parametrize(
+    "text", ["5x", "", "-1s", 0, True, "m", float("inf"), float("nan"), 10**400, "8d", "9" * 400]
+)
+def test_bad_durations(text: str | int | float) -> None:
+    with pytest.raises(ValueError, match=r"duration|greater than zero|at most 7d"):
         parse_duration(text)
+
+
+def test_non_finite_interval_is_a_config_error_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text("poll_interval: .inf\naccounts: [{vendor: bindbee, name: a, token: t}]\n")
+    for command in ("check-config", "run"):
+        result = run_cli(command, "--config", str(path))
+        assert result.returncode == 2, command
+        assert "poll_interval: must be a finite number of seconds" in result.stderr
+        assert "Traceback" not in result.stderr
 
 
 def test_every_problem_is_listed_with_its_path() -> None:

@@ -9,7 +9,15 @@ import zlib
 import httpx
 import pytest
 
-from exporter.deflate import Piece, Run, crc32_combine, gzip_length, gzip_stream, shift_for
+from exporter.deflate import (
+    Piece,
+    Run,
+    Splice,
+    crc32_combine,
+    gzip_length,
+    gzip_stream,
+    shift_for,
+)
 
 
 @pytest.mark.parametrize("sizes", [[0], [1], [5, 0, 7], [1000, 1, 65536, 3], [200_000, 17]])
@@ -39,7 +47,7 @@ def test_crc_combine_matches_zlib() -> None:
 def test_runs_splice_like_their_pieces() -> None:
     rng = random.Random(3)
     parts = [rng.randbytes(n) for n in (0, 10, 5000, 0, 77)]
-    runs = [
+    runs: list[Splice] = [
         Run(Piece.frozen(p, keep_plain=i % 2 == 0) for i, p in enumerate(parts[:3])),
         Piece(b""),
         Run(Piece(p) for p in parts[3:]),
