@@ -95,6 +95,11 @@ class Piece:
         return piece
 
     @property
+    def inflates(self) -> bool:
+        """Whether reading `plain` costs a decompression (its text was dropped)."""
+        return self._plain is None
+
+    @property
     def plain(self) -> bytes:
         if self._plain is not None:
             return self._plain
@@ -140,6 +145,10 @@ class Run:
         self.crc = crc
         self.shift = shift_for(self.size)
         self._deflated = [p.deflated for p in self.pieces]
+
+    @property
+    def inflates(self) -> bool:
+        return any(p.inflates for p in self.pieces)
 
     def plain_parts(self) -> Iterator[bytes]:
         return (p.plain for p in self.pieces)  # lazily: dropped plain text inflates per piece

@@ -26,12 +26,27 @@ async def _send(
     headers: dict[str, str],
     length: int,
     parts: Iterable[bytes],
+    *,
+    produce_in_thread: bool = False,
 ) -> web.StreamResponse:
-    """Write the body part by part (never a copy of all of it) with an exact Content-Length."""
+    """Write the body part by part (never a copy of all of it) with an exact Content-Length.
+
+    With `produce_in_thread`, each part is produced in a worker thread: decompressing a piece
+    takes milliseconds, and twenty concurrent plain scrapes of a large fleet would otherwise
+    hold the event loop long enough to delay polls.
+    """
     response = web.StreamResponse(headers=headers)
     response.content_length = length
     await response.prepare(request)
-    for part in parts:
+    iterator = iter(parts)
+    while True:
+        part = (
+            await asyncio.to_thread(next, iterator, None)
+            if produce_in_thread
+            else next(iterator, None)
+        )
+        if part is None:
+            break
         if part:
             await response.write(part)
     await response.write_eof()
@@ -74,7 +89,9 @@ def make_app(
             return await _send(request, headers, gzip_length(pieces), gzip_stream(pieces))
         # Pieces over the plain-text budget inflate one at a time as they are written.
         plain = (part for p in pieces for part in p.plain_parts())
-        return await _send(request, headers, sum(p.size for p in pieces), plain)
+        inflates = any(p.inflates for p in pieces)
+        size = sum(p.size for p in pieces)
+        return await _send(request, headers, size, plain, produce_in_thread=inflates)
 
     async def healthz(_: web.Request) -> web.Response:
         if alive():
