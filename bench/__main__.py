@@ -10,6 +10,7 @@ BENCH_SECONDS=10.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -255,7 +256,7 @@ def run_size(size: int, seconds: float, tmp: Path) -> dict[str, Any]:
                 # How late did the 2 s account's polls start while wrk hammered /metrics? Later
                 # than the interval plus APScheduler's jitter means the event loop was held.
                 starts = poll_starts(tmp / f"exporter-{size}.log", "bindbee", wall, wall + elapsed)
-                gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+                gaps = [b - a for a, b in itertools.pairwise(starts)]
                 run["max_poll_delay_s"] = max([g - SMALL_INTERVAL * 1.1 for g in gaps] + [0.0])
                 after_text = get(url + "/metrics")
                 run["small_account_polls"] = (
