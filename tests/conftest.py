@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
@@ -87,3 +90,34 @@ def assert_golden(name: str, text: str) -> None:
     if os.environ.get("UPDATE_GOLDEN") == "1":
         path.write_text(text)
     assert text == path.read_text(), f"{name} differs; review, then rerun with UPDATE_GOLDEN=1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_daemon(
+    config: Path, log: Path | None, *extra: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """`connector-exporter run` as a subprocess on a free 127.0.0.1 port; output into `log`."""
+    port = free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "exporter",
+        "run",
+        "--config",
+        str(config),
+        "--listen-address",
+        f"127.0.0.1:{port}",
+        *extra,
+    ]
+    if log is None:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    else:
+        with log.open("wb") as out:
+            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+    return proc, port

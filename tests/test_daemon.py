@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from exporter.simulator import Simulator
-from tests.conftest import sim_account
+from tests.conftest import sim_account, start_daemon
 
 SENTINELS = {
     "fivetran_key": "SENTINEL-ft-key-8c1d2e",
@@ -27,13 +27,6 @@ SENTINELS = {
     "bindbee_token": "SENTINEL-bb-token-90ff",
     "connector_token": "SENTINEL-connector-token-31",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Daemon:
@@ -93,29 +86,11 @@ async def daemon(secret_sim: Simulator, tmp_path: Path) -> AsyncIterator[Daemon]
     (tmp_path / "ft-secret").write_text(SENTINELS["fivetran_secret"] + "\n")
     path = tmp_path / "config.yml"
     path.write_text(yaml.safe_dump(config))
-    port = free_port()
     log = tmp_path / "daemon.log"
     env = {"FT_KEY": SENTINELS["fivetran_key"], "BB_TOKEN": SENTINELS["bindbee_token"], "PATH": ""}
     # A slow first page keeps the daemon un-ready long enough to observe /readyz say 503.
     secret_sim.vendors["fivetran"].fault = _slow_once()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "run",
-                "--config",
-                str(path),
-                "--listen-address",
-                f"127.0.0.1:{port}",
-                "--log-level",
-                "debug",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+    proc, port = start_daemon(path, log, "--log-level", "debug", env=env)
     try:
         yield Daemon(proc, f"http://127.0.0.1:{port}", log)
     finally:
@@ -216,21 +191,7 @@ async def test_sigint_stops_a_daemon_with_a_poll_in_flight(sim: Simulator, tmp_p
             }
         )
     )
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "exporter",
-            "run",
-            "--config",
-            str(path),
-            "--listen-address",
-            f"127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc, _ = start_daemon(path, None)
     try:
         deadline = time.monotonic() + 15
         while sim.vendors["fivetran"].in_flight == 0 and time.monotonic() < deadline:

@@ -19,31 +19,15 @@ import trustme
 import yaml
 
 from exporter.simulator import Simulator
-from tests.conftest import sim_account
-from tests.test_daemon import free_port, wait_for
+from tests.conftest import sim_account, start_daemon
+from tests.test_daemon import wait_for
 
 PASSWORD = "correct horse battery staple"
 
 
 def start(config: Path, tmp: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int, Path]:
-    port = free_port()
-    log = tmp / f"daemon-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "run",
-                "--config",
-                str(config),
-                "--listen-address",
-                f"127.0.0.1:{port}",
-                *extra,
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    log = tmp / f"daemon-{len(list(tmp.glob('daemon-*.log')))}.log"
+    proc, port = start_daemon(config, log, *extra)
     return proc, port, log
 
 

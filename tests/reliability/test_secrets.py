@@ -27,9 +27,9 @@ from exporter.errors import VendorError
 from exporter.scheduler import AccountRunner
 from exporter.simulator import Simulator
 from exporter.simulator.base import FAULT_MODES, Fault
-from tests.conftest import make_config, render
+from tests.conftest import free_port, make_config, render
 from tests.reliability.helpers import threaded_simulator
-from tests.test_daemon import free_port, wait_for
+from tests.test_daemon import wait_for
 
 SENTINELS = {
     "fivetran_api_key": "SENTINEL-ft-key-5a1e",

@@ -34,8 +34,9 @@ from exporter.config import Config
 from exporter.daemon import Daemon
 from exporter.simulator import Simulator
 from exporter.simulator.base import FAULT_MODES, Fault
+from tests.conftest import free_port
 from tests.reliability.helpers import growth, open_fds, rss_bytes, threaded_simulator
-from tests.test_daemon import free_port, wait_for
+from tests.test_daemon import wait_for
 
 LONG = os.environ.get("RELIABILITY_LONG") == "1"
 MIN_POLLS = 10_000 if LONG else 1_000
