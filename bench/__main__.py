@@ -31,9 +31,9 @@ from typing import Any
 import yaml
 
 from bench.baseline import BaselineMetrics
-from exporter.collector import render_snapshot
 from exporter.config import Config
 from exporter.model import PollResult
+from exporter.render import render_snapshot
 from exporter.scheduler import build_snapshot
 from exporter.simulator.fivetran import generated
 from exporter.vendors import fivetran

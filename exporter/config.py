@@ -2,57 +2,22 @@
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from exporter.accounts import AccountBase, Duration, StrictModel
+from exporter.vendors import REGISTRY
 
 DEFAULT_LISTEN_ADDRESS = "0.0.0.0:9841"
 ENV_CONFIG = "CONNECTOR_EXPORTER_CONFIG"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-MAX_DURATION_SECONDS = 7 * 86400.0
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(value: object) -> float:
-    """`30s`, `5m`, `1h`, `1.5h` or a plain number of seconds, to seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 5m, 1h or a number of seconds")
-    try:
-        if isinstance(value, int | float):
-            seconds = float(value)
-        elif isinstance(value, str) and (m := _DURATION.match(value)):
-            seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-        else:
-            raise ValueError("expected a duration such as 30s, 5m, 1h or a number of seconds")
-    except OverflowError:  # an integer past float range
-        seconds = math.inf
-    # .inf/.nan (YAML) and 400-digit numbers would pass a plain > 0 check and crash the
-    # scheduler at start; a week is far beyond any sensible poll or timeout.
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError("must be a finite number of seconds greater than zero")
-    if seconds > MAX_DURATION_SECONDS:
-        raise ValueError("must be at most 7d")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 def parse_listen_address(value: str) -> tuple[str, int]:
@@ -64,142 +29,15 @@ def parse_listen_address(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+ACCOUNT_MODELS: dict[str, type[AccountBase]] = {name: v.account for name, v in REGISTRY.items()}
+if TYPE_CHECKING:
+    Account = AccountBase
+else:
+    # The tagged union of every registered vendor's account model.
+    Account = Annotated[Union[tuple(ACCOUNT_MODELS.values())], Field(discriminator="vendor")]  # noqa: UP007
 
 
-class AccountBase(_Strict):
-    """Keys every account accepts, whatever its vendor."""
-
-    # Keys holding secrets: each also accepts `<key>_file`, and they never reach logs or errors.
-    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ()
-
-    vendor: str  # each vendor's model narrows it to its Literal name (the union's tag)
-    name: Annotated[str, Field(min_length=1, max_length=128)]
-    base_url: str
-    poll_interval: Duration | None = None
-    include: list[str] = Field(default_factory=list)
-    exclude: list[str] = Field(default_factory=list)
-
-    @field_validator("base_url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/")
-
-    @field_validator("include", "exclude")
-    @classmethod
-    def _check_patterns(cls, value: list[str]) -> list[str]:
-        for i, pattern in enumerate(value):
-            try:
-                re.compile(pattern)
-            except re.error as err:
-                raise ValueError(f"item {i}: invalid regular expression: {err}") from None
-        return value
-
-    def keeps(self, name: str) -> bool:
-        """Whether a connector of this name passes the include/exclude filters (SPEC §2)."""
-        if self.include and not any(re.search(p, name) for p in self.include):
-            return False
-        return not any(re.search(p, name) for p in self.exclude)
-
-    def secret_values(self) -> list[str]:
-        """Every secret of this account in clear, so that logs and errors can redact them."""
-        out = []
-        for field in self.SECRET_FIELDS:
-            value = getattr(self, field, None)
-            if isinstance(value, SecretStr) and value.get_secret_value():
-                out.append(value.get_secret_value())
-        return out
-
-
-class FivetranAccount(AccountBase):
-    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("api_key", "api_secret")
-
-    vendor: Literal["fivetran"]
-    api_key: SecretStr
-    api_secret: SecretStr
-    base_url: str = "https://api.fivetran.com"
-    endpoint: Literal["connections", "connectors"] = "connections"
-
-
-BindbeeCategory = Literal["hris", "ats", "lms"]
-BINDBEE_CATEGORIES: tuple[BindbeeCategory, ...] = ("hris", "ats", "lms")
-
-
-class BindbeeAccount(AccountBase):
-    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("token",)
-
-    vendor: Literal["bindbee"]
-    token: SecretStr
-    base_url: str = "https://api.bindbee.dev"
-    categories: Annotated[list[BindbeeCategory], Field(min_length=1)] = Field(
-        default_factory=lambda: list(BINDBEE_CATEGORIES)
-    )
-
-    @field_validator("categories")
-    @classmethod
-    def _unique(cls, value: list[BindbeeCategory]) -> list[BindbeeCategory]:
-        return list(dict.fromkeys(value))
-
-
-class _CatalogAndConnections(AccountBase):
-    """Vendors with two listings (a connector catalog and connections); at least one is polled."""
-
-    catalog: bool = True
-    connections: bool = True
-
-    @model_validator(mode="after")
-    def _something_to_poll(self) -> _CatalogAndConnections:
-        if not (self.catalog or self.connections):
-            raise ValueError("catalog and connections are both false: nothing to poll")
-        return self
-
-
-class ApideckAccount(_CatalogAndConnections):
-    # app_id names the Unify application (it is shown in dashboards and URLs) and grants nothing
-    # without the key, so it is not treated as a secret; it still never becomes a label.
-    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("api_key",)
-
-    vendor: Literal["apideck"]
-    api_key: SecretStr
-    app_id: Annotated[str, Field(min_length=1)]
-    base_url: str = "https://unify.apideck.com"
-
-
-class OpenintAccount(_CatalogAndConnections):
-    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("token",)
-
-    vendor: Literal["openint"]
-    token: SecretStr
-    base_url: str = "https://api.openint.dev/v1"
-
-
-class VersoriAccount(AccountBase):
-    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("token",)
-
-    vendor: Literal["versori"]
-    token: SecretStr
-    # A ULID in the seed's path parameter; only URL-safe characters are accepted.
-    organisation_id: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")]
-    base_url: str = "https://platform.versori.com/api/connect/v1"
-
-
-Account = Annotated[
-    FivetranAccount | BindbeeAccount | ApideckAccount | OpenintAccount | VersoriAccount,
-    Field(discriminator="vendor"),
-]
-ACCOUNT_MODELS: dict[str, type[AccountBase]] = {
-    "fivetran": FivetranAccount,
-    "bindbee": BindbeeAccount,
-    "apideck": ApideckAccount,
-    "openint": OpenintAccount,
-    "versori": VersoriAccount,
-}
-
-
-class Config(_Strict):
+class Config(StrictModel):
     listen_address: str = DEFAULT_LISTEN_ADDRESS
     poll_interval: Duration = 300.0
     poll_timeout: Duration = 120.0

@@ -13,9 +13,9 @@ from aiohttp import web
 from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
+from exporter.accounts import AccountBase
 from exporter.collector import ExporterCollector, Exposition
 from exporter.config import (
-    AccountBase,
     Config,
     ConfigError,
     Problem,
@@ -23,7 +23,7 @@ from exporter.config import (
     parse_listen_address,
 )
 from exporter.logs import register_secrets
-from exporter.scheduler import AccountRunner, AccountStatus, Scheduler
+from exporter.scheduler import Scheduler
 from exporter.shard import Shard
 from exporter.web import make_app
 from exporter.webconfig import WebConfig, load_web_config
@@ -35,12 +35,8 @@ POLL_CANCEL_SECONDS = 2.0
 HTTP_SHUTDOWN_SECONDS = 1.5
 
 
-def _key(account: AccountBase) -> str:
-    return f"{account.vendor}/{account.name}"
-
-
 class Daemon:
-    """Owns the runners, the scheduler and the HTTP server of one configuration."""
+    """Owns the scheduler (and through it the runners) and the HTTP server of one config."""
 
     def __init__(
         self,
@@ -58,9 +54,8 @@ class Daemon:
         self.shard = shard
         # Raises ConfigError at start-up: a bad web config must stop the daemon, not open it.
         self.web = load_web_config(web_config_path) if web_config_path else WebConfig()
-        self.runners = [AccountRunner(a, config) for a in self._accounts(config)]
-        self.scheduler = Scheduler(self.runners)
-        self.collector = ExporterCollector(self.statuses)
+        self.scheduler = Scheduler(config, self._accounts(config))
+        self.collector = ExporterCollector(self.scheduler.statuses)
         self.collector.reload_ts = time.time()
         # The small families rendered per scrape: the exporter's own and the process'.
         self.registry = CollectorRegistry(auto_describe=False)
@@ -68,7 +63,7 @@ class Daemon:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
-        self.exposition = Exposition(self.statuses, self.registry)
+        self.exposition = Exposition(self.scheduler.statuses, self.registry)
         self._http: web.AppRunner | None = None
         self._reloading: asyncio.Task[bool] | None = None
         self.port = 0
@@ -80,14 +75,11 @@ class Daemon:
             a for a in config.accounts if self.shard is None or self.shard.owns(a.vendor, a.name)
         ]
 
-    def statuses(self) -> list[AccountStatus]:
-        return [r.status for r in self.runners]
-
     async def start(self) -> None:
         host, port = parse_listen_address(self.listen_address)
         app = make_app(
             exposition=self.exposition,
-            statuses=self.statuses,
+            statuses=self.scheduler.statuses,
             alive=lambda: self.scheduler.running,
             ready=self.scheduler.ready,
             web_config=self.web,
@@ -108,7 +100,7 @@ class Daemon:
             listen=f"{host}:{self.port}",
             tls=self.web.ssl_context is not None,
             basic_auth=self.web.auth_required,
-            accounts=len(self.runners),
+            accounts=len(self.scheduler.runners),
             shard=f"{self.shard.index}/{self.shard.count}" if self.shard else None,
         )
 
@@ -141,7 +133,7 @@ class Daemon:
         self.collector.reload_ok = ok
         if ok:
             self.collector.reload_ts = time.time()
-            log.info("reloaded", accounts=len(self.runners))
+            log.info("reloaded", accounts=len(self.scheduler.runners))
         return ok
 
     def _reload_web(self) -> None:
@@ -157,26 +149,8 @@ class Daemon:
     async def _apply(self, config: Config) -> None:
         if config.listen_address != self.config.listen_address:
             log.warning("reload_ignored", key="listen_address", reason="needs a restart")
-        old = {_key(r.account): r for r in self.runners}
-        runners: list[AccountRunner] = []
-        for account in self._accounts(config):
-            previous = old.pop(_key(account), None)
-            if previous is not None and _same(previous, account, self.config, config):
-                runners.append(previous)
-                continue
-            runner = AccountRunner(account, config)
-            if previous is not None:
-                # Same account, new settings: keep its counters and last good snapshot so its
-                # series carry on instead of vanishing until the next poll.
-                runner.status = previous.status
-                runner.status.interval = config.interval_of(account)
-                await self.scheduler.remove(previous)
-            runners.append(runner)
-        for gone in old.values():
-            await self.scheduler.remove(gone)
+        await self.scheduler.reconcile(config, self._accounts(config))
         self.config = config
-        self.runners = runners
-        self.scheduler.sync(runners)
 
     async def stop(self) -> None:
         await self.scheduler.shutdown(grace=POLL_CANCEL_SECONDS)
@@ -210,13 +184,3 @@ class Daemon:
 
 def _restart_needed(what: str) -> Problem:
     return Problem("", f"{what} needs a restart")
-
-
-def _same(runner: AccountRunner, account: AccountBase, old: Config, new: Config) -> bool:
-    """Whether a reload leaves this account's polling exactly as it was."""
-    return (
-        runner.account == account
-        and old.interval_of(runner.account) == new.interval_of(account)
-        and (old.poll_timeout, old.request_timeout, old.max_retries)
-        == (new.poll_timeout, new.request_timeout, new.max_retries)
-    )

@@ -11,29 +11,25 @@ import structlog
 
 from exporter.config import Config
 from exporter.daemon import Daemon
-from exporter.simulator import Simulator
+from exporter.simulator import SPECS, Simulator
 
 log = structlog.get_logger("exporter.demo")
 
 DEMO_POLL_INTERVAL = "10s"
 STORY_STEP_SECONDS = 30.0
 
-# What happens to the demo fleet, one step every STORY_STEP_SECONDS, then round again:
-# (vendor, field, value identifying the connector, health to put it in).
-STORY: tuple[tuple[str, str, str, str], ...] = (
-    ("fivetran", "id", "ft_orders", "broken"),
-    ("bindbee", "integration_slug", "bamboohr", "relink_needed"),
-    ("fivetran", "id", "ft_orders", "healthy"),
-    ("fivetran", "id", "ft_crm", "failing"),
-    ("bindbee", "integration_slug", "bamboohr", "healthy"),
-    ("fivetran", "id", "ft_crm", "healthy"),
-    ("apideck", "consumer_id", "acme", "relink_needed"),
-    ("openint", "id", "conn_sf_acme", "failing"),
-    ("versori", "id", "conn_sf_prod", "broken"),
-    ("apideck", "consumer_id", "acme", "healthy"),
-    ("openint", "id", "conn_sf_acme", "healthy"),
-    ("versori", "id", "conn_sf_prod", "healthy"),
-)
+
+def story() -> list[tuple[str, str, str, str]]:
+    """What happens to the demo fleet, one step every STORY_STEP_SECONDS, then round again:
+    each vendor's story (its simulator module's STORY) interleaved, one vendor after another.
+    """
+    steps: list[tuple[str, str, str, str]] = []
+    longest = max(len(spec.story) for spec in SPECS.values())
+    for i in range(longest):
+        for vendor, spec in SPECS.items():
+            if i < len(spec.story):
+                steps.append((vendor, *spec.story[i]))
+    return steps
 
 
 async def play_story(
@@ -41,7 +37,7 @@ async def play_story(
 ) -> None:
     """Walk the fleet through STORY forever, so that /metrics visibly moves."""
     while True:
-        for vendor, key, value, health in STORY:
+        for vendor, key, value, health in story():
             await asyncio.sleep(step)
             vsim = sim.vendors[vendor]
             for connector in vsim.connectors.values():

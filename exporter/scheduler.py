@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from exporter.collector import RenderedSnapshot, render_snapshot
-from exporter.config import AccountBase, Config
+from exporter.accounts import AccountBase
+from exporter.config import Config
 from exporter.errors import PollTimeout, VendorError
 from exporter.model import CatalogEntry, Connector, PollResult, Snapshot, StateSets
-from exporter.vendors import ADAPTERS
+from exporter.status import AccountStatus, Published, carry_health_since, publish
+from exporter.vendors import REGISTRY
 from exporter.vendors.base import ApiClient, ClientSettings, PollStats
 
 log = structlog.get_logger("exporter.poll")
@@ -25,32 +24,6 @@ log = structlog.get_logger("exporter.poll")
 # Spread polls of many accounts so that they do not hit vendors (or our CPU) in lockstep.
 JITTER_FRACTION = 0.1
 JITTER_CAP_SECONDS = 30.0
-
-
-@dataclass
-class AccountStatus:
-    """What the collector and the landing page know of one account; owned by its runner."""
-
-    vendor: str
-    account: str
-    interval: float
-    snapshot: Snapshot | None = None
-    rendered: RenderedSnapshot | None = None
-    polls_total: int = 0
-    failures_total: int = 0
-    last_ok: bool | None = None
-    last_poll_end: float | None = None
-    last_success_end: float | None = None
-    last_duration: float | None = None
-    last_error: str = ""
-    next_poll: float | None = None
-    requests: Counter[str] = field(default_factory=Counter)
-    # connector_id -> when its current health was first seen (the landing page's "since")
-    health_since: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        return f"{self.vendor}/{self.account}"
 
 
 def build_snapshot(
@@ -84,23 +57,6 @@ def build_snapshot(
     return snapshot, duplicates
 
 
-def carry_health_since(
-    previous: Snapshot | None, current: Snapshot, since: Mapping[str, float]
-) -> dict[str, float]:
-    """Per connector of `current`, the time of the first snapshot that showed its current health.
-
-    Kept from `since` while the health is unchanged, else `current.taken_at`; the exporter knows
-    nothing before its own first poll. Only the landing page reads it (no metric).
-    """
-    before = {c.connector_id: c.health for c in previous.connectors} if previous else {}
-    return {
-        c.connector_id: since[c.connector_id]
-        if c.connector_id in since and before.get(c.connector_id) == c.health
-        else current.taken_at
-        for c in current.connectors
-    }
-
-
 class AccountRunner:
     """Polls one account: I/O through its adapter, then an atomic swap of its snapshot."""
 
@@ -117,7 +73,7 @@ class AccountRunner:
         self.poll_timeout = config.poll_timeout
         self.clock = clock
         self.status = AccountStatus(vendor, account.name, config.interval_of(account))
-        adapter_cls = ADAPTERS[vendor]
+        adapter_cls = REGISTRY[vendor].adapter
         self.api = ApiClient(
             base_url=account.base_url,
             headers=adapter_cls.headers(account),
@@ -146,8 +102,7 @@ class AccountRunner:
         stats = self.api.stats = PollStats()
         started = time.monotonic()
         error: VendorError | None = None
-        rendered: RenderedSnapshot | None = None
-        snapshot: Snapshot | None = None
+        published: Published | None = None
         duplicates = 0
         try:
             async with asyncio.timeout(self.poll_timeout):
@@ -157,7 +112,10 @@ class AccountRunner:
                 )
                 # Rendering 50,000 connectors takes seconds of CPU: off the event loop, so
                 # that scrapes and other accounts' polls go on meanwhile.
-                rendered = await asyncio.to_thread(render_snapshot, snapshot)
+                previous, current = status.published, snapshot
+                published = await asyncio.to_thread(
+                    lambda: publish(current, carry_health_since(previous, current))
+                )
         except TimeoutError:
             error = PollTimeout(f"poll did not finish within {self.poll_timeout:g}s")
         except VendorError as err:
@@ -170,11 +128,8 @@ class AccountRunner:
         status.polls_total += 1
         status.last_duration = duration
         status.last_poll_end = now
-        if snapshot is not None and rendered is not None:
-            previous = status.snapshot
-            # The swap: both halves at once, between two scrapes (single-threaded loop).
-            status.snapshot, status.rendered = snapshot, rendered
-            status.health_since = carry_health_since(previous, snapshot, status.health_since)
+        if published is not None:
+            status.published = published  # the swap: one reference, read once by each reader
             status.last_ok = True
             status.last_success_end = now
             status.last_error = ""
@@ -186,7 +141,7 @@ class AccountRunner:
             "vendor": status.vendor,
             "account": status.account,
             "outcome": "success" if error is None else "failure",
-            "connectors": len(status.snapshot.connectors) if status.snapshot else 0,
+            "connectors": len(last.connectors) if (last := status.snapshot) else 0,
             "pages": stats.pages,
             "requests": stats.requests,
             "duration_seconds": round(duration, 3),
@@ -204,12 +159,16 @@ class AccountRunner:
 
 
 class Scheduler:
-    """One APScheduler interval job per account; the first poll runs at start."""
+    """Owns the account runners: one APScheduler interval job each, the first poll at once."""
 
-    def __init__(self, runners: Iterable[AccountRunner]) -> None:
-        self.runners = list(runners)
+    def __init__(self, config: Config, accounts: Iterable[AccountBase]) -> None:
+        self.config = config
+        self.runners: dict[str, AccountRunner] = {a.key: AccountRunner(a, config) for a in accounts}
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._tasks: dict[AccountRunner, asyncio.Task[Any]] = {}
+
+    def statuses(self) -> list[AccountStatus]:
+        return [r.status for r in self.runners.values()]
 
     def _add(self, runner: AccountRunner, now: datetime) -> None:
         interval = runner.status.interval
@@ -230,20 +189,41 @@ class Scheduler:
 
     def start(self) -> None:
         now = datetime.now(UTC)
-        for runner in self.runners:
+        for runner in self.runners.values():
             self._add(runner, now)
         self._scheduler.start()
 
-    def sync(self, runners: Iterable[AccountRunner]) -> None:
-        """Schedule `runners` from now on: new ones poll at once, kept ones keep their timing."""
+    async def reconcile(self, config: Config, accounts: Sequence[AccountBase]) -> None:
+        """Poll exactly `accounts` under `config` from now on.
+
+        Unchanged accounts keep their runner and timing; new ones poll at once; an account whose
+        settings changed gets a new runner that keeps its counters and last good state, so its
+        series carry on instead of vanishing until the next poll; removed ones stop.
+        """
         now = datetime.now(UTC)
-        self.runners = list(runners)
-        for runner in self.runners:
+        old = dict(self.runners)
+        runners: dict[str, AccountRunner] = {}
+        replaced: list[AccountRunner] = []
+        for account in accounts:
+            previous = old.pop(account.key, None)
+            if previous is not None and _same(previous, account, self.config, config):
+                runners[account.key] = previous
+                continue
+            runner = runners[account.key] = AccountRunner(account, config)
+            if previous is not None:
+                runner.status = previous.status
+                runner.status.interval = config.interval_of(account)
+                replaced.append(previous)
+        # One assignment: a scrape meanwhile sees the old set of accounts or the new one.
+        self.runners, self.config = runners, config
+        for runner in [*replaced, *old.values()]:
+            await self._remove(runner)
+        for runner in runners.values():
             job = self._scheduler.get_job(runner.status.key)
             if job is None or job.args[0] is not runner:
                 self._add(runner, now)
 
-    async def remove(self, runner: AccountRunner) -> None:
+    async def _remove(self, runner: AccountRunner) -> None:
         """Stop polling `runner`: its job, any poll in flight, its HTTP client."""
         job = self._scheduler.get_job(runner.status.key)
         if job is not None and job.args[0] is runner:
@@ -273,7 +253,7 @@ class Scheduler:
 
     def ready(self) -> bool:
         """Every account has finished its first poll, successfully or not."""
-        return all(r.status.last_ok is not None for r in self.runners)
+        return all(r.status.last_ok is not None for r in self.runners.values())
 
     async def shutdown(self, grace: float = 3.0) -> None:
         """Stop scheduling, cancel in-flight polls, close the HTTP clients."""
@@ -284,4 +264,14 @@ class Scheduler:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=grace)
-        await asyncio.gather(*(r.aclose() for r in self.runners), return_exceptions=True)
+        await asyncio.gather(*(r.aclose() for r in self.runners.values()), return_exceptions=True)
+
+
+def _same(runner: AccountRunner, account: AccountBase, old: Config, new: Config) -> bool:
+    """Whether a reload leaves this account's polling exactly as it was."""
+    return (
+        runner.account == account
+        and old.interval_of(runner.account) == new.interval_of(account)
+        and (old.poll_timeout, old.request_timeout, old.max_retries)
+        == (new.poll_timeout, new.request_timeout, new.max_retries)
+    )

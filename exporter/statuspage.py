@@ -13,22 +13,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from exporter import __version__
-from exporter.model import Connector, Health
-from exporter.scheduler import AccountStatus
+from exporter.model import SEVERITY, Health
+from exporter.status import UNHEALTHY_ROWS, AccountStatus, Unhealthy
 
 REFRESH_SECONDS = 30
-# At most this many unhealthy connectors are listed; the counts above the list stay complete.
-MAX_ROWS = 500
-# Most urgent first; `paused` is deliberate, so it comes last.
-SEVERITY = (
-    Health.BROKEN,
-    Health.FAILING,
-    Health.RELINK_NEEDED,
-    Health.DEGRADED,
-    Health.INCOMPLETE,
-    Health.UNKNOWN,
-    Health.PAUSED,
-)
 COUNT_ORDER = (Health.HEALTHY, *SEVERITY)
 
 STYLE = """
@@ -87,15 +75,17 @@ def _accounts(statuses: list[AccountStatus], now: float) -> str:
         result = "pending" if s.last_ok is None else ("ok" if s.last_ok else "failed")
         # The error text is the vendor's message, redacted by the HTTP client; never a secret.
         detail = f' title="{_esc(s.last_error)}"' if s.last_error else ""
-        connectors = s.snapshot.connectors if s.snapshot else ()
-        unhealthy = sum(1 for c in connectors if c.health is not Health.HEALTHY)
+        published = s.published
+        counts = published.counts if published else {}
+        total = sum(counts.values())
+        unhealthy = total - counts.get(Health.HEALTHY, 0)
         rows.append(
             "<tr>"
             f"<td>{_esc(s.vendor)}</td><td>{_esc(s.account)}</td>"
             f'<td class="{result}"{detail}>{result}</td>'
             f"<td>{_when(s.last_poll_end, now)}</td>"
             f"<td>{_when(s.last_success_end, now)}</td>"
-            f'<td class="num">{len(connectors)}</td><td class="num">{unhealthy}</td>'
+            f'<td class="num">{total}</td><td class="num">{unhealthy}</td>'
             f"<td>{_when(s.next_poll, now)}</td>"
             "</tr>"
         )
@@ -108,9 +98,10 @@ def _accounts(statuses: list[AccountStatus], now: float) -> str:
 
 
 def _counts(statuses: list[AccountStatus]) -> str:
-    counts: Counter[Health] = Counter(
-        c.health for s in statuses if s.snapshot for c in s.snapshot.connectors
-    )
+    counts: Counter[Health] = Counter()
+    for s in statuses:
+        if (published := s.published) is not None:
+            counts.update(published.counts)
     items = "".join(
         f'<li class="h-{h.value}" data-health="{h.value}"><b>{counts[h]}</b>{_esc(h.value)}</li>'
         for h in COUNT_ORDER
@@ -119,29 +110,28 @@ def _counts(statuses: list[AccountStatus]) -> str:
 
 
 def _unhealthy(statuses: list[AccountStatus], now: float) -> str:
-    found: list[tuple[int, float, AccountStatus, Connector, float | None]] = []
+    found: list[tuple[AccountStatus, Unhealthy]] = []
+    shown = 0
     for s in statuses:
-        for c in s.snapshot.connectors if s.snapshot else ():
-            if c.health is Health.HEALTHY:
-                continue
-            since = s.health_since.get(c.connector_id)
-            rank = SEVERITY.index(c.health) if c.health in SEVERITY else len(SEVERITY)
-            found.append((rank, since if since is not None else now, s, c, since))
+        if (published := s.published) is not None:
+            found.extend((s, u) for u in published.unhealthy)
+            shown += sum(published.counts.values()) - published.counts.get(Health.HEALTHY, 0)
     # Most severe first, then the longest in that state.
-    found.sort(key=lambda f: (f[0], f[1], f[2].vendor, f[2].account, f[3].connector_id))
+    found.sort(key=lambda f: (f[1].rank, f[1].since, f[0].vendor, f[0].account))
     rows = [
         "<tr>"
         f"<td>{_esc(s.vendor)}</td><td>{_esc(s.account)}</td>"
         f'<td>{_esc(c.name) or "—"}<div class="small">{_esc(c.connector_id)}</div></td>'
-        f"<td>{_esc(c.integration)}</td><td>{_state(c.health)}</td><td>{_when(since, now)}</td>"
+        f"<td>{_esc(c.integration)}</td><td>{_state(c.health)}</td><td>{_when(u.since, now)}</td>"
         "</tr>"
-        for _, _, s, c, since in found[:MAX_ROWS]
+        for s, u in found[:UNHEALTHY_ROWS]
+        for c in (u.connector,)
     ]
     if not found:
         rows.append('<tr><td colspan="6">every connector is healthy</td></tr>')
     more = (
-        f'<p class="small">{len(found) - MAX_ROWS} more not shown; see /metrics or Grafana.</p>'
-        if len(found) > MAX_ROWS
+        f'<p class="small">{shown - UNHEALTHY_ROWS} more not shown; see /metrics or Grafana.</p>'
+        if shown > UNHEALTHY_ROWS
         else ""
     )
     body = "\n".join(rows)

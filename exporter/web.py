@@ -10,9 +10,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
-from exporter.collector import Exposition
-from exporter.deflate import gzip_length, gzip_stream
-from exporter.scheduler import AccountStatus
+from exporter.collector import Body, Exposition
+from exporter.status import AccountStatus
 from exporter.statuspage import landing_page
 from exporter.webconfig import WebConfig, parse_basic_auth
 
@@ -21,34 +20,23 @@ from exporter.webconfig import WebConfig, parse_basic_auth
 UNAUTHENTICATED_PATHS = frozenset({"/healthz"})
 
 
-async def _send(
-    request: web.Request,
-    headers: dict[str, str],
-    length: int,
-    parts: Iterable[bytes],
-    *,
-    produce_in_thread: bool = False,
-) -> web.StreamResponse:
-    """Write the body part by part (never a copy of all of it) with an exact Content-Length.
+async def _send(request: web.Request, headers: dict[str, str], body: Body) -> web.StreamResponse:
+    """Write the body chunk by chunk (never a copy of all of it) with an exact Content-Length.
 
-    With `produce_in_thread`, each part is produced in a worker thread: decompressing a piece
+    A body that inflates is produced in a worker thread, chunk by chunk: decompressing a piece
     takes milliseconds, and twenty concurrent plain scrapes of a large fleet would otherwise
     hold the event loop long enough to delay polls.
     """
     response = web.StreamResponse(headers=headers)
-    response.content_length = length
+    response.content_length = body.length
     await response.prepare(request)
-    iterator = iter(parts)
+    chunks = iter(body.chunks)
     while True:
-        part = (
-            await asyncio.to_thread(next, iterator, None)
-            if produce_in_thread
-            else next(iterator, None)
-        )
-        if part is None:
+        chunk = await asyncio.to_thread(next, chunks, None) if body.inflates else next(chunks, None)
+        if chunk is None:
             break
-        if part:
-            await response.write(part)
+        if chunk:
+            await response.write(chunk)
     await response.write_eof()
     return response
 
@@ -81,17 +69,13 @@ def make_app(
         _, content_type = choose_encoder(request.headers.get("Accept", ""))
         openmetrics = content_type.startswith("application/openmetrics-text")
         headers = {"Content-Type": content_type}
+        gzip = gzip_accepted(request.headers.get("Accept-Encoding", ""))
+        if gzip:
+            headers["Content-Encoding"] = "gzip"
         # Assembled in a worker thread: what a scrape computes (ages, the exporter's own
         # families, compression of those) then never holds up polls or other scrapes.
-        pieces = await asyncio.to_thread(exposition.pieces, openmetrics)
-        if gzip_accepted(request.headers.get("Accept-Encoding", "")):
-            headers["Content-Encoding"] = "gzip"
-            return await _send(request, headers, gzip_length(pieces), gzip_stream(pieces))
-        # Pieces over the plain-text budget inflate one at a time as they are written.
-        plain = (part for p in pieces for part in p.plain_parts())
-        inflates = any(p.inflates for p in pieces)
-        size = sum(p.size for p in pieces)
-        return await _send(request, headers, size, plain, produce_in_thread=inflates)
+        body = await asyncio.to_thread(exposition.body, openmetrics=openmetrics, gzip=gzip)
+        return await _send(request, headers, body)
 
     async def healthz(_: web.Request) -> web.Response:
         if alive():
@@ -104,7 +88,9 @@ def make_app(
         return web.Response(status=503, text="waiting for the first poll of every account\n")
 
     async def index(_: web.Request) -> web.Response:
-        return web.Response(text=landing_page(statuses(), time.time()), content_type="text/html")
+        # Off the event loop: the page reads every account's published state.
+        page = await asyncio.to_thread(landing_page, list(statuses()), time.time())
+        return web.Response(text=page, content_type="text/html")
 
     app = web.Application(middlewares=[basic_auth])
     app.on_response_prepare.append(extra_headers)

@@ -8,17 +8,21 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.collector import ExporterCollector, Exposition, render_snapshot
-from exporter.config import AccountBase, Config
-from exporter.model import PollResult, StateSets
-from exporter.scheduler import AccountRunner, AccountStatus, build_snapshot
+from exporter.accounts import AccountBase
+from exporter.collector import ExporterCollector, Exposition
+from exporter.config import Config
+from exporter.model import PollResult, Snapshot, StateSets
+from exporter.render import render_snapshot
+from exporter.scheduler import AccountRunner, build_snapshot
 from exporter.simulator import Simulator
+from exporter.status import AccountStatus, carry_health_since, publish
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN = Path(__file__).parent / "golden"
@@ -70,12 +74,30 @@ def sim_account(sim: Simulator, vendor: str, **overrides: Any) -> dict[str, Any]
     return {**account, **overrides}
 
 
+def status_of(
+    snap: Snapshot,
+    *,
+    interval: float = 60.0,
+    keep_plain: int | None = None,
+    since: dict[str, float] | None = None,
+) -> AccountStatus:
+    """An account whose last poll succeeded and published `snap`.
+
+    `keep_plain` renders with that plain-text budget; `since` replaces the "since" times.
+    """
+    status = AccountStatus(snap.vendor, snap.account, interval)
+    published = publish(snap, carry_health_since(None, snap) if since is None else since)
+    if keep_plain is not None:
+        published = replace(published, rendered=render_snapshot(snap, keep_plain))
+    status.published = published
+    status.last_ok = True
+    return status
+
+
 def golden_status(account: AccountBase, states: StateSets, result: PollResult) -> AccountStatus:
     """An account after one successful poll at FIXED_NOW, with fixed self-metric values."""
     snapshot, _ = build_snapshot(account, states, result, taken_at=FIXED_NOW)
-    status = AccountStatus(account.vendor, account.name, 300.0)
-    status.snapshot = snapshot
-    status.rendered = render_snapshot(snapshot)
+    status = status_of(snapshot, interval=300.0)
     status.polls_total = 1
     status.last_ok = True
     status.last_poll_end = status.last_success_end = FIXED_NOW

@@ -9,12 +9,12 @@ from prometheus_client.openmetrics import parser as om_parser
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.collector import CHUNK_CONNECTORS, Exposition, render_snapshot
+from exporter.collector import Exposition
 from exporter.deflate import gzip_stream
 from exporter.model import CatalogEntry, Connector, Health, Snapshot
-from exporter.scheduler import AccountStatus
+from exporter.render import CHUNK_CONNECTORS
 from exporter.vendors import fivetran
-from tests.conftest import FIXED_NOW, render
+from tests.conftest import FIXED_NOW, render, status_of
 
 WEIRD = 'quote " backslash \\ newline \n percent %d %s %% unicode ✓ 東京'
 
@@ -36,20 +36,13 @@ def snapshot(n: int) -> Snapshot:
     return Snapshot("fivetran", "acc%unt", fivetran.STATES, connectors, catalog, FIXED_NOW)
 
 
-def status_of(snap: Snapshot, keep: int | None = None) -> AccountStatus:
-    status = AccountStatus(snap.vendor, snap.account, 60.0)
-    status.snapshot = snap
-    status.rendered = render_snapshot(snap) if keep is None else render_snapshot(snap, keep)
-    status.last_ok = True
-    return status
-
-
 def test_chunks_and_dropped_plain_text_change_no_byte() -> None:
     snap = snapshot(CHUNK_CONNECTORS + 17)
     kept = status_of(snap)
-    dropped = status_of(snap, keep=0)
-    assert dropped.rendered is not None
-    assert all(p._plain is None for ps in dropped.rendered.pieces.values() for p in ps)
+    dropped = status_of(snap, keep_plain=0)
+    assert dropped.published is not None
+    rendered = dropped.published.rendered
+    assert all(p._plain is None for ps in rendered.pieces.values() for p in ps)
     text = render([kept])
     assert render([dropped]) == text
     # (prometheus-client's parser needs ~10 s for this size; the small tests below use it)
@@ -63,7 +56,7 @@ def test_chunks_and_dropped_plain_text_change_no_byte() -> None:
 
 
 def test_spliced_gzip_equals_plain_body() -> None:
-    status = status_of(snapshot(CHUNK_CONNECTORS + 3), keep=1000)
+    status = status_of(snapshot(CHUNK_CONNECTORS + 3), keep_plain=1000)
     registry = CollectorRegistry(auto_describe=False)
     exposition = Exposition(lambda: [status], registry, clock=lambda: FIXED_NOW)
     pieces = exposition.pieces()

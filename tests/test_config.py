@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import ConfigError, load_config, parse_config, parse_duration
+from exporter.accounts import parse_duration
+from exporter.config import ConfigError, load_config, parse_config
+from exporter.vendors.bindbee import BindbeeAccount
+from exporter.vendors.fivetran import FivetranAccount
 
 SECRET = "S3NT1NEL-very-secret-value"
 VALID = """
@@ -38,7 +41,7 @@ def test_valid_config_with_env_and_file_secrets(tmp_path: Path) -> None:
     path.write_text(VALID)
     config = load_config(path, env={"FT_KEY": "k1", "SUFFIX": "x"})
     ft, bb = config.accounts
-    assert ft.vendor == "fivetran" and bb.vendor == "bindbee"
+    assert isinstance(ft, FivetranAccount) and isinstance(bb, BindbeeAccount)
     assert ft.api_key.get_secret_value() == "k1"
     assert ft.api_secret.get_secret_value() == "from-file"  # trailing newline stripped
     assert bb.token.get_secret_value() == "tok-x-end"

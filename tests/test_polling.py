@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from exporter.model import Health
-from exporter.scheduler import AccountRunner, Scheduler
+from exporter.scheduler import Scheduler
 from exporter.simulator import Simulator
 from tests.conftest import make_config, render, runner_for, sim_account
 
@@ -227,15 +227,15 @@ async def test_scheduler_never_overlaps_polls_of_one_account(sim: Simulator) -> 
     """Interval 0.2s, each poll takes ~1s: the next run waits instead of overlapping."""
     await control(sim, "POST", "/fivetran/faults", {"mode": "slow", "delay": 1.0})
     config = make_config([sim_account(sim, "fivetran", poll_interval="0.2s")])
-    scheduler = Scheduler([AccountRunner(config.accounts[0], config)])
+    scheduler = Scheduler(config, config.accounts[:1])
     scheduler.start()
     try:
         deadline = time.monotonic() + 10
-        while scheduler.runners[0].status.polls_total < 2 and time.monotonic() < deadline:
+        while scheduler.statuses()[0].polls_total < 2 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
     finally:
         await scheduler.shutdown()
-    assert scheduler.runners[0].status.polls_total >= 2
+    assert scheduler.statuses()[0].polls_total >= 2
     assert sim.vendors["fivetran"].max_in_flight == 1
 
 
@@ -243,7 +243,7 @@ async def test_scheduler_first_poll_at_start_and_ready(sim: Simulator) -> None:
     config = make_config(
         [sim_account(sim, "fivetran", poll_interval="1h"), sim_account(sim, "bindbee", token="bad")]
     )
-    scheduler = Scheduler([AccountRunner(a, config) for a in config.accounts])
+    scheduler = Scheduler(config, config.accounts)
     assert not scheduler.ready()
     scheduler.start()
     try:
@@ -252,10 +252,8 @@ async def test_scheduler_first_poll_at_start_and_ready(sim: Simulator) -> None:
             await asyncio.sleep(0.05)
         # ready means "every account finished its first poll", failed ones included
         assert scheduler.ready()
-        assert [r.status.last_ok for r in scheduler.runners] == [True, False]
-        assert all(
-            r.status.next_poll and r.status.next_poll > time.time() for r in scheduler.runners
-        )
+        assert [s.last_ok for s in scheduler.statuses()] == [True, False]
+        assert all(s.next_poll and s.next_poll > time.time() for s in scheduler.statuses())
     finally:
         await scheduler.shutdown()
     assert not scheduler.running
@@ -264,7 +262,7 @@ async def test_scheduler_first_poll_at_start_and_ready(sim: Simulator) -> None:
 async def test_shutdown_cancels_in_flight_polls_quickly(sim: Simulator) -> None:
     await control(sim, "POST", "/fivetran/faults", {"mode": "slow", "delay": 30})
     config = make_config([sim_account(sim, "fivetran")], request_timeout="60s", poll_timeout="60s")
-    scheduler = Scheduler([AccountRunner(config.accounts[0], config)])
+    scheduler = Scheduler(config, config.accounts[:1])
     scheduler.start()
     deadline = time.monotonic() + 5
     while sim.vendors["fivetran"].in_flight == 0 and time.monotonic() < deadline:

@@ -17,11 +17,14 @@ import pytest
 
 from exporter.demo import DEMO_POLL_INTERVAL
 from exporter.model import Connector, Health, Snapshot, StateSets
-from exporter.scheduler import AccountRunner, AccountStatus, carry_health_since
+from exporter.scheduler import AccountRunner
 from exporter.simulator import Simulator
-from exporter.statuspage import MAX_ROWS, REFRESH_SECONDS, landing_page
+from exporter.status import UNHEALTHY_ROWS as MAX_ROWS
+from exporter.status import AccountStatus, carry_health_since, publish
+from exporter.statuspage import REFRESH_SECONDS, landing_page
 from tests.alerts.procs import Processes, binary, run, wait_for
 from tests.conftest import make_config
+from tests.conftest import status_of as published_status
 from tests.grafana.stack import start_exporter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,11 +52,9 @@ def rows(page: str, table: str) -> list[str]:
 
 
 def status_of(*connectors: Connector, since: dict[str, float] | None = None) -> AccountStatus:
-    status = AccountStatus("fivetran", "prod", 300.0)
-    status.snapshot = Snapshot("fivetran", "prod", StateSets(), connectors, taken_at=1000.0)
-    status.last_ok = True
+    snap = Snapshot("fivetran", "prod", StateSets(), connectors, taken_at=1000.0)
+    status = published_status(snap, interval=300.0, since=since)
     status.last_poll_end = status.last_success_end = 1000.0
-    status.health_since = since or {}
     return status
 
 
@@ -114,7 +115,8 @@ async def test_health_since_follows_changes_between_polls(sim: Simulator) -> Non
     config = make_config([a for a in sim.accounts() if a["vendor"] == "fivetran"])
     runner = AccountRunner(config.accounts[0], config, clock=lambda: clock[0])
     assert await runner.poll()
-    first = dict(runner.status.health_since)
+    assert runner.status.published is not None
+    first = dict(runner.status.published.since)
     snap = runner.status.snapshot
     assert snap is not None and set(first) == {c.connector_id for c in snap.connectors}
     assert set(first.values()) == {1_000.0}
@@ -126,7 +128,8 @@ async def test_health_since_follows_changes_between_polls(sim: Simulator) -> Non
     del fivetran.connectors[gone]
     clock[0] = 2_000.0
     assert await runner.poll()
-    second = runner.status.health_since
+    assert runner.status.published is not None
+    second = runner.status.published.since
     assert second[healthy] == 2_000.0
     assert gone not in second
     assert {k: v for k, v in second.items() if k != healthy} == {
@@ -141,7 +144,8 @@ async def test_health_since_follows_changes_between_polls(sim: Simulator) -> Non
         )
         assert r.status_code == 200
     assert not await runner.poll()
-    assert runner.status.health_since == second
+    assert runner.status.published is not None
+    assert runner.status.published.since == second
     await runner.aclose()
 
 
@@ -156,11 +160,13 @@ def test_carry_health_since_is_pure_and_starts_at_the_first_snapshot() -> None:
         taken_at=20.0,
     )
     c = Snapshot("v", "a", states, (Connector("x", health=Health.BROKEN),), taken_at=30.0)
-    since = carry_health_since(None, a, {})
+    since = carry_health_since(None, a)
     assert since == {"x": 10.0}
-    assert carry_health_since(a, b, since) == {"x": 10.0, "y": 20.0}
-    assert carry_health_since(b, c, {"x": 10.0, "y": 20.0}) == {"x": 30.0}
-    assert since == {"x": 10.0}  # the input is not changed
+    first = publish(a, since)
+    assert carry_health_since(first, b) == {"x": 10.0, "y": 20.0}
+    second = publish(b, {"x": 10.0, "y": 20.0})
+    assert carry_health_since(second, c) == {"x": 30.0}
+    assert first.since == {"x": 10.0}  # the input is not changed
 
 
 # --- escaping and limits -------------------------------------------------------------------

@@ -10,11 +10,12 @@ import pytest
 from aiohttp import web
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.collector import CHUNK_CONNECTORS, ExporterCollector, Exposition
-from exporter.scheduler import AccountStatus
+from exporter.collector import ExporterCollector, Exposition
+from exporter.render import CHUNK_CONNECTORS
+from exporter.status import AccountStatus
 from exporter.web import make_app
-from tests.conftest import FIXED_NOW, render
-from tests.test_collector import snapshot, status_of
+from tests.conftest import FIXED_NOW, render, status_of
+from tests.test_collector import snapshot
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ async def served() -> AsyncIterator[tuple[str, list[AccountStatus]]]:
         type(big_snap)(
             big_snap.vendor, "other", big_snap.states, big_snap.connectors, (), FIXED_NOW
         ),
-        keep=0,
+        keep_plain=0,
     )
     statuses = [small, big]
     registry = CollectorRegistry(auto_describe=False)

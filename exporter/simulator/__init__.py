@@ -15,22 +15,41 @@ Every vendor API lives under `/<vendor>` (its `base_url`), and a control API und
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from exporter.simulator import apideck, bindbee, fivetran, openint, versori
 from exporter.simulator.base import FAULT_MODES, Fault, VendorSim, deep_merge
+from exporter.vendors import REGISTRY
 
-SIMULATORS: tuple[type[VendorSim], ...] = (
-    fivetran.FivetranSim,
-    bindbee.BindbeeSim,
-    apideck.ApideckSim,
-    openint.OpenintSim,
-    versori.VersoriSim,
+
+@dataclass(frozen=True)
+class SimSpec:
+    """What `exporter/simulator/<vendor>.py` declares: its server, config account and story."""
+
+    sim: type[VendorSim]
+    account: Callable[[str], dict[str, Any]]  # base_url -> the config account that polls it
+    story: tuple[tuple[str, str, str], ...]  # (field, value naming a connector, health)
+
+
+def _spec(module: ModuleType) -> SimSpec:
+    return SimSpec(module.SIMULATOR, module.account_config, module.STORY)
+
+
+# One simulator per registered vendor, in the registry's order; a vendor without one fails here.
+SPECS: dict[str, SimSpec] = {
+    name: _spec(importlib.import_module(f"{__name__}.{name}")) for name in REGISTRY
+}
+SIMULATORS: tuple[type[VendorSim], ...] = tuple(s.sim for s in SPECS.values())
+assert {i.name for i in pkgutil.iter_modules(__path__)} - {"base"} == set(SPECS), (
+    "every simulator module belongs to a registered vendor"
 )
 
 
@@ -96,41 +115,7 @@ class Simulator:
 
     def accounts(self) -> list[dict[str, Any]]:
         """Exporter config accounts that poll these simulators with their credentials."""
-        return [
-            {
-                "vendor": "fivetran",
-                "name": "demo",
-                "api_key": fivetran.API_KEY,
-                "api_secret": fivetran.API_SECRET,
-                "base_url": self.url("fivetran"),
-            },
-            {
-                "vendor": "bindbee",
-                "name": "demo",
-                "token": bindbee.TOKEN,
-                "base_url": self.url("bindbee"),
-            },
-            {
-                "vendor": "apideck",
-                "name": "demo",
-                "api_key": apideck.API_KEY,
-                "app_id": apideck.APP_ID,
-                "base_url": self.url("apideck"),
-            },
-            {
-                "vendor": "openint",
-                "name": "demo",
-                "token": openint.TOKEN,
-                "base_url": self.url("openint"),
-            },
-            {
-                "vendor": "versori",
-                "name": "demo",
-                "token": versori.TOKEN,
-                "organisation_id": versori.ORGANISATION_ID,
-                "base_url": self.url("versori"),
-            },
-        ]
+        return [spec.account(self.url(name)) for name, spec in SPECS.items()]
 
     # --- control API ------------------------------------------------------------------
     def _vendor(self, request: web.Request) -> VendorSim:

@@ -138,3 +138,16 @@ class BindbeeSim(VendorSim):
         listing = [c for c in self.connectors.values() if c.get("category") == category.upper()]
         items, cursor = self.page(listing, request.query.get("cursor"), size, fault)
         return json_body({"cursor": cursor, "page_size": len(items), "items": items})
+
+
+SIMULATOR = BindbeeSim
+# The demo's story for this vendor, one step at a time: (field, value naming a connector, health).
+STORY: tuple[tuple[str, str, str], ...] = (
+    ("integration_slug", "bamboohr", "relink_needed"),
+    ("integration_slug", "bamboohr", "healthy"),
+)
+
+
+def account_config(base_url: str) -> dict[str, Any]:
+    """The exporter config account that polls this simulator, its credentials included."""
+    return {"vendor": "bindbee", "name": "demo", "token": TOKEN, "base_url": base_url}

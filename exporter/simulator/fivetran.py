@@ -219,3 +219,24 @@ class FivetranSim(VendorSim):
             return json_body({"code": "Success", "message": "Operation performed.", "data": data})
 
         return list_connections
+
+
+SIMULATOR = FivetranSim
+# The demo's story for this vendor, one step at a time: (field, value naming a connector, health).
+STORY: tuple[tuple[str, str, str], ...] = (
+    ("id", "ft_orders", "broken"),
+    ("id", "ft_orders", "healthy"),
+    ("id", "ft_crm", "failing"),
+    ("id", "ft_crm", "healthy"),
+)
+
+
+def account_config(base_url: str) -> dict[str, Any]:
+    """The exporter config account that polls this simulator, its credentials included."""
+    return {
+        "vendor": "fivetran",
+        "name": "demo",
+        "api_key": API_KEY,
+        "api_secret": API_SECRET,
+        "base_url": base_url,
+    }

@@ -204,3 +204,16 @@ class OpenintSim(VendorSim):
 
     async def _connections(self, request: web.Request) -> web.Response:
         return await self._list(request, list(self.connectors.values()))
+
+
+SIMULATOR = OpenintSim
+# The demo's story for this vendor, one step at a time: (field, value naming a connector, health).
+STORY: tuple[tuple[str, str, str], ...] = (
+    ("id", "conn_sf_acme", "failing"),
+    ("id", "conn_sf_acme", "healthy"),
+)
+
+
+def account_config(base_url: str) -> dict[str, Any]:
+    """The exporter config account that polls this simulator, its credentials included."""
+    return {"vendor": "openint", "name": "demo", "token": TOKEN, "base_url": base_url}

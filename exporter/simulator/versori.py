@@ -258,3 +258,22 @@ class VersoriSim(VendorSim):
         if cursor:
             body["next"] = cursor
         return json_body(body)
+
+
+SIMULATOR = VersoriSim
+# The demo's story for this vendor, one step at a time: (field, value naming a connector, health).
+STORY: tuple[tuple[str, str, str], ...] = (
+    ("id", "conn_sf_prod", "broken"),
+    ("id", "conn_sf_prod", "healthy"),
+)
+
+
+def account_config(base_url: str) -> dict[str, Any]:
+    """The exporter config account that polls this simulator, its credentials included."""
+    return {
+        "vendor": "versori",
+        "name": "demo",
+        "token": TOKEN,
+        "organisation_id": ORGANISATION_ID,
+        "base_url": base_url,
+    }

@@ -3,32 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import quote
 
-from exporter.config import ApideckAccount
+from pydantic import Field, SecretStr
+
+from exporter.accounts import CatalogAndConnections
 from exporter.errors import RequestRejected
-from exporter.model import (
-    CatalogEntry,
-    Connector,
-    Health,
-    PollResult,
-    StateSets,
-    as_float,
-    as_list,
-    as_mapping,
-    as_str,
-    opt_str,
-    parse_timestamp,
-)
+from exporter.model import CatalogEntry, Connector, Health, PollResult, StateSets
 from exporter.vendors.base import (
     Adapter,
+    Vendor,
     cursor_pages,
     expect_list,
     expect_mapping,
     optional_cursor,
     translate_all,
 )
+from exporter.vendors.fields import as_float, as_list, as_mapping, as_str, opt_str, parse_timestamp
+
+
+class ApideckAccount(CatalogAndConnections):
+    # app_id names the Unify application (it is shown in dashboards and URLs) and grants nothing
+    # without the key, so it is not treated as a secret; it still never becomes a label.
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("api_key",)
+
+    vendor: Literal["apideck"]
+    api_key: SecretStr
+    app_id: Annotated[str, Field(min_length=1)]
+    base_url: str = "https://unify.apideck.com"
+
 
 CATALOG_PATH = "/connector/connectors"
 CONSUMERS_PATH = "/vault/consumers"
@@ -145,7 +149,6 @@ def parse_consumer(data: Any) -> Mapping[str, Any]:
 
 
 class ApideckAdapter(Adapter[ApideckAccount]):
-    vendor = "apideck"
     states = STATES
 
     @staticmethod
@@ -198,3 +201,6 @@ class ApideckAdapter(Adapter[ApideckAccount]):
                         consumer = {**detail, "consumer_id": consumer_id}
                     connectors.extend(translate_consumer(consumer))
         return PollResult(connectors=tuple(connectors), catalog=tuple(catalog))
+
+
+VENDOR = Vendor("apideck", ApideckAccount, ApideckAdapter)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import httpx
 
 from exporter import __version__
-from exporter.config import AccountBase
+from exporter.accounts import AccountBase
 from exporter.errors import (
     AuthFailed,
     BadResponse,
@@ -266,7 +266,6 @@ A = TypeVar("A", bound=AccountBase)
 class Adapter(ABC, Generic[A]):
     """One vendor: how to authenticate, and how to turn its listing into a PollResult."""
 
-    vendor: ClassVar[str]
     states: ClassVar[StateSets]
 
     def __init__(self, account: A, api: ApiClient) -> None:
@@ -281,3 +280,12 @@ class Adapter(ABC, Generic[A]):
     @abstractmethod
     async def poll(self) -> PollResult:
         """Fetch every page and translate it; raises VendorError on failure."""
+
+
+@dataclass(frozen=True)
+class Vendor:
+    """What a vendor module declares as `VENDOR`; the registry is built from these."""
+
+    name: str  # the config's `vendor:` tag and the `vendor` label
+    account: type[AccountBase]
+    adapter: type[Adapter[Any]]

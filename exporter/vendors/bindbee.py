@@ -3,18 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
-from exporter.config import BindbeeAccount
-from exporter.model import Connector, Health, PollResult, StateSets, as_str, parse_timestamp
+from pydantic import Field, SecretStr, field_validator
+
+from exporter.accounts import AccountBase
+from exporter.model import Connector, Health, PollResult, StateSets
 from exporter.vendors.base import (
     Adapter,
+    Vendor,
     cursor_pages,
     expect_list,
     expect_mapping,
     optional_cursor,
     translate_all,
 )
+from exporter.vendors.fields import as_str, parse_timestamp
+
+BindbeeCategory = Literal["hris", "ats", "lms"]
+BINDBEE_CATEGORIES: tuple[BindbeeCategory, ...] = ("hris", "ats", "lms")
+
+
+class BindbeeAccount(AccountBase):
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("token",)
+
+    vendor: Literal["bindbee"]
+    token: SecretStr
+    base_url: str = "https://api.bindbee.dev"
+    categories: Annotated[list[BindbeeCategory], Field(min_length=1)] = Field(
+        default_factory=lambda: list(BINDBEE_CATEGORIES)
+    )
+
+    @field_validator("categories")
+    @classmethod
+    def _unique(cls, value: list[BindbeeCategory]) -> list[BindbeeCategory]:
+        return list(dict.fromkeys(value))
+
 
 PAGE_SIZE = 200  # the API's maximum (seed: "Maximum size is 200")
 
@@ -76,7 +100,6 @@ def parse_page(data: Any) -> tuple[list[Any], str | None]:
 
 
 class BindbeeAdapter(Adapter[BindbeeAccount]):
-    vendor = "bindbee"
     states = STATES
 
     @staticmethod
@@ -98,3 +121,6 @@ class BindbeeAdapter(Adapter[BindbeeAccount]):
             async for items in cursor_pages(fetch):
                 connectors.extend(translate(items, category))
         return PollResult(connectors=tuple(connectors))
+
+
+VENDOR = Vendor("bindbee", BindbeeAccount, BindbeeAdapter)

@@ -4,28 +4,33 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-from exporter.config import FivetranAccount
-from exporter.model import (
-    Connector,
-    Health,
-    PollResult,
-    StateSets,
-    as_float,
-    as_mapping,
-    as_str,
-    opt_str,
-    parse_timestamp,
-)
+from pydantic import SecretStr
+
+from exporter.accounts import AccountBase
+from exporter.model import Connector, Health, PollResult, StateSets
 from exporter.vendors.base import (
     Adapter,
+    Vendor,
     cursor_pages,
     expect_list,
     expect_mapping,
     optional_cursor,
     translate_all,
 )
+from exporter.vendors.fields import as_float, as_mapping, as_str, opt_str, parse_timestamp
+
+
+class FivetranAccount(AccountBase):
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("api_key", "api_secret")
+
+    vendor: Literal["fivetran"]
+    api_key: SecretStr
+    api_secret: SecretStr
+    base_url: str = "https://api.fivetran.com"
+    endpoint: Literal["connections", "connectors"] = "connections"
+
 
 PAGE_SIZE = 1000  # the API's maximum (seed: "Accepts a number in the range 1..1000")
 # `version=2` selects the current response shape; without it the API answers in v1 shape.
@@ -106,7 +111,6 @@ def parse_page(data: Any) -> tuple[list[Any], str | None]:
 
 
 class FivetranAdapter(Adapter[FivetranAccount]):
-    vendor = "fivetran"
     states = STATES
 
     @staticmethod
@@ -127,3 +131,6 @@ class FivetranAdapter(Adapter[FivetranAccount]):
         async for items in cursor_pages(fetch):
             connectors.extend(translate(items))
         return PollResult(connectors=tuple(connectors))
+
+
+VENDOR = Vendor("fivetran", FivetranAccount, FivetranAdapter)

@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-from exporter.config import OpenintAccount
+from pydantic import SecretStr
+
+from exporter.accounts import CatalogAndConnections
 from exporter.errors import BadResponse
-from exporter.model import CatalogEntry, Connector, Health, PollResult, StateSets, as_str, opt_str
-from exporter.vendors.base import MAX_PAGES, Adapter, expect_list, expect_mapping, translate_all
+from exporter.model import CatalogEntry, Connector, Health, PollResult, StateSets
+from exporter.vendors.base import (
+    MAX_PAGES,
+    Adapter,
+    Vendor,
+    expect_list,
+    expect_mapping,
+    translate_all,
+)
+from exporter.vendors.fields import as_str, opt_str
+
+
+class OpenintAccount(CatalogAndConnections):
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("token",)
+
+    vendor: Literal["openint"]
+    token: SecretStr
+    base_url: str = "https://api.openint.dev/v1"
+
 
 CATALOG_PATH = "/connector"
 CONNECTIONS_PATH = "/connection"
@@ -129,7 +148,6 @@ async def offset_pages(
 
 
 class OpenintAdapter(Adapter[OpenintAccount]):
-    vendor = "openint"
     states = STATES
 
     @staticmethod
@@ -157,3 +175,6 @@ class OpenintAdapter(Adapter[OpenintAccount]):
             async for items in self._pages(CONNECTIONS_PATH):
                 connectors.extend(translate(items))
         return PollResult(connectors=tuple(connectors), catalog=tuple(catalog))
+
+
+VENDOR = Vendor("openint", OpenintAccount, OpenintAdapter)

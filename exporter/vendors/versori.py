@@ -4,26 +4,32 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
-from exporter.config import VersoriAccount
-from exporter.model import (
-    Connector,
-    Health,
-    PollResult,
-    StateSets,
-    as_list,
-    as_mapping,
-    as_str,
-    parse_timestamp,
-)
+from pydantic import Field, SecretStr
+
+from exporter.accounts import AccountBase
+from exporter.model import Connector, Health, PollResult, StateSets
 from exporter.vendors.base import (
     Adapter,
+    Vendor,
     cursor_pages,
     expect_list,
     expect_mapping,
     optional_cursor,
 )
+from exporter.vendors.fields import as_list, as_mapping, as_str, parse_timestamp
+
+
+class VersoriAccount(AccountBase):
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("token",)
+
+    vendor: Literal["versori"]
+    token: SecretStr
+    # A ULID in the seed's path parameter; only URL-safe characters are accepted.
+    organisation_id: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")]
+    base_url: str = "https://platform.versori.com/api/connect/v1"
+
 
 PAGE_SIZE = 100  # SPEC §4 (`first=100`); the seed's default is 20
 # A connection's credentials come in two groups (seed: `credentials.action`, `.trigger`).
@@ -140,7 +146,6 @@ def parse_page(data: Any) -> tuple[list[Any], str | None]:
 
 
 class VersoriAdapter(Adapter[VersoriAccount]):
-    vendor = "versori"
     states = STATES
 
     @staticmethod
@@ -162,3 +167,6 @@ class VersoriAdapter(Adapter[VersoriAccount]):
             # "Expired" is judged against the time each page arrived.
             connectors.extend(translate(items, org, time.time()))
         return PollResult(connectors=tuple(connectors))
+
+
+VENDOR = Vendor("versori", VersoriAccount, VersoriAdapter)

@@ -174,7 +174,7 @@ async def run_chaos(sim: Simulator) -> None:
                 assert snapshot is not None or not want, context
                 if snapshot is not None:
                     assert {c.connector_id for c in snapshot.connectors} == want, context
-                    assert status.rendered is not None
+                    assert status.published is not None
                 previous[vendor] = want
                 # Counters: one more poll, one more failure exactly when it failed.
                 polls, failures = counts[vendor]

@@ -29,10 +29,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.config import Config, ConfigError, parse_config
 from exporter.errors import VendorError
 from exporter.model import CatalogEntry, Connector, Health, PollResult, Snapshot
-from exporter.scheduler import AccountStatus, build_snapshot
-from exporter.vendors import ADAPTERS, apideck, bindbee, fivetran, openint, versori
+from exporter.scheduler import build_snapshot
+from exporter.status import AccountStatus
+from exporter.vendors import REGISTRY, apideck, bindbee, fivetran, openint, versori
 from exporter.vendors.base import parse_retry_after
-from tests.conftest import FIXED_NOW, fixture_json, make_config, render
+from tests.conftest import FIXED_NOW, fixture_json, make_config, render, status_of
 
 EXAMPLES = settings(
     max_examples=150,
@@ -152,7 +153,7 @@ def check_any_json(vendor: str, data: Any) -> None:
     assert all(isinstance(e, CatalogEntry) and e.connector_id for e in result.catalog)
     assert all(isinstance(c.health, Health) for c in result.connectors)
     account = make_config([{"vendor": "bindbee", "name": "a", "token": "t"}]).accounts[0]
-    snapshot, _ = build_snapshot(account, ADAPTERS[vendor].states, result, FIXED_NOW)
+    snapshot, _ = build_snapshot(account, REGISTRY[vendor].adapter.states, result, FIXED_NOW)
     snapshot = Snapshot(vendor, "a", snapshot.states, snapshot.connectors, snapshot.catalog)
     families = {f.name: f for f in text_string_to_metric_families(render([_status(snapshot)]))}
     ids = {s.labels["connector_id"] for s in families["connector_info"].samples}
@@ -162,11 +163,8 @@ def check_any_json(vendor: str, data: Any) -> None:
 
 
 def _status(snapshot: Snapshot) -> AccountStatus:
-    from exporter.collector import render_snapshot
-
-    status = AccountStatus(snapshot.vendor, snapshot.account, 60.0)
-    status.snapshot, status.rendered = snapshot, render_snapshot(snapshot)
-    status.last_ok, status.polls_total = True, 1
+    status = status_of(snapshot)
+    status.polls_total = 1
     return status
 
 
@@ -257,7 +255,7 @@ def test_label_values_round_trip_through_both_parsers(
     snapshot = Snapshot(
         "fivetran",
         account,
-        ADAPTERS["fivetran"].states,
+        REGISTRY["fivetran"].adapter.states,
         tuple(sorted(connectors, key=lambda c: c.connector_id)),
         tuple(sorted(catalog, key=lambda e: e.connector_id)),
     )

@@ -204,7 +204,7 @@ async def test_soak_in_process_tasks_and_fds_stay_flat() -> None:
                 while True:
                     response = await client.get(f"http://127.0.0.1:{daemon.port}/metrics")
                     assert response.status_code == 200
-                    samples.polls.append(sum(r.status.polls_total for r in daemon.runners))
+                    samples.polls.append(sum(s.polls_total for s in daemon.scheduler.statuses()))
                     samples.tasks.append(len(asyncio.all_tasks()))
                     samples.fds.append(open_fds(os.getpid()))
                     elapsed = time.monotonic() - started

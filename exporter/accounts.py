@@ -1,0 +1,120 @@
+"""What every account of the config file is, whatever its vendor (SPEC §2).
+
+Each vendor module (`exporter/vendors/<vendor>.py`) subclasses `AccountBase` with its own keys;
+the config module builds its account union from the vendor registry.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, ClassVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+MAX_DURATION_SECONDS = 7 * 86400.0
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """`30s`, `5m`, `1h`, `1.5h` or a plain number of seconds, to seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m, 1h or a number of seconds")
+    try:
+        if isinstance(value, int | float):
+            seconds = float(value)
+        elif isinstance(value, str) and (m := _DURATION.match(value)):
+            seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+        else:
+            raise ValueError("expected a duration such as 30s, 5m, 1h or a number of seconds")
+    except OverflowError:  # an integer past float range
+        seconds = math.inf
+    # .inf/.nan (YAML) and 400-digit numbers would pass a plain > 0 check and crash the
+    # scheduler at start; a week is far beyond any sensible poll or timeout.
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError("must be a finite number of seconds greater than zero")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError("must be at most 7d")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors (SPEC §2); a loaded config never changes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AccountBase(StrictModel):
+    """Keys every account accepts, whatever its vendor."""
+
+    # Keys holding secrets: each also accepts `<key>_file`, and they never reach logs or errors.
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    vendor: str  # each vendor's model narrows it to its Literal name (the union's tag)
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    base_url: str
+    poll_interval: Duration | None = None
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _check_patterns(cls, value: list[str]) -> list[str]:
+        for i, pattern in enumerate(value):
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"item {i}: invalid regular expression: {err}") from None
+        return value
+
+    @property
+    def key(self) -> str:
+        """`vendor/name`: unique in a config, the account's identity across reloads."""
+        return f"{self.vendor}/{self.name}"
+
+    def keeps(self, name: str) -> bool:
+        """Whether a connector of this name passes the include/exclude filters (SPEC §2)."""
+        if self.include and not any(re.search(p, name) for p in self.include):
+            return False
+        return not any(re.search(p, name) for p in self.exclude)
+
+    def secret_values(self) -> list[str]:
+        """Every secret of this account in clear, so that logs and errors can redact them."""
+        out = []
+        for field in self.SECRET_FIELDS:
+            value = getattr(self, field, None)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                out.append(value.get_secret_value())
+        return out
+
+
+class CatalogAndConnections(AccountBase):
+    """Vendors with two listings (a connector catalog and connections); at least one is polled."""
+
+    catalog: bool = True
+    connections: bool = True
+
+    @model_validator(mode="after")
+    def _something_to_poll(self) -> CatalogAndConnections:
+        if not (self.catalog or self.connections):
+            raise ValueError("catalog and connections are both false: nothing to poll")
+        return self
