@@ -37,7 +37,10 @@ def _family(name: str) -> GaugeMetricFamily | CounterMetricFamily:
 
 
 def exporter_families(
-    statuses: Sequence[AccountStatus], reload_ok: bool, reload_ts: float | None
+    statuses: Sequence[AccountStatus],
+    reload_ok: bool,
+    reload_ts: float | None,
+    shard: tuple[int, int] = (0, 1),
 ) -> Iterator[Metric]:
     """The exporter's own health: poll outcomes, API requests, config reloads, build."""
     poll_success = _family("connector_exporter_poll_success")
@@ -77,19 +80,29 @@ def exporter_families(
     build = _family("connector_exporter_build_info")
     build.add_metric([__version__], 1.0)
     yield build
+    ordinal, total = (
+        _family("connector_exporter_shard_ordinal"),
+        _family("connector_exporter_total_shards"),
+    )
+    ordinal.add_metric([], float(shard[0]))
+    total.add_metric([], float(shard[1]))
+    yield from (ordinal, total)
 
 
 class ExporterCollector(Collector):
     """The exporter's own families, from the accounts' status at scrape time."""
 
-    def __init__(self, statuses: Callable[[], Iterable[AccountStatus]]) -> None:
+    def __init__(
+        self, statuses: Callable[[], Iterable[AccountStatus]], shard: tuple[int, int] = (0, 1)
+    ) -> None:
         self._statuses = statuses
+        self.shard = shard  # (index, count) of --shard; (0, 1) when unsharded
         self.reload_ok = True
         self.reload_ts: float | None = None
 
     def collect(self) -> Iterator[Metric]:
         statuses = sorted(self._statuses(), key=lambda s: (s.vendor, s.account))
-        yield from exporter_families(statuses, self.reload_ok, self.reload_ts)
+        yield from exporter_families(statuses, self.reload_ok, self.reload_ts, self.shard)
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,7 @@ def _read_secret_files(raw: Any, problems: list[Problem], base_dir: Path) -> set
 def _loc_to_path(loc: tuple[int | str, ...]) -> str:
     path = ""
     parts = list(loc)
-    # Discriminated unions put the tag (e.g. "fivetran") after the list index; users never
+    # Discriminated unions put the tag (the vendor name) after the list index; users never
     # wrote that key, so it is dropped from the path they see.
     if len(parts) >= 3 and parts[0] == "accounts" and parts[2] in ACCOUNT_MODELS:
         del parts[2]

@@ -7,6 +7,7 @@ metrics table test and the alert rules' metric-name check all read `ALL`.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -82,10 +83,22 @@ def _health(run: Run) -> Iterator[str]:
             yield f'connector_health{{{ac},health="{state}",{run.vendor}}} {value}\n'
 
 
-def stateset(name: str, attr: str) -> Lines:
+@dataclass(frozen=True)
+class FromAttr(ABC):
+    """Lines of family `name` made from one Connector attribute (what the reference test reads)."""
+
+    name: str
+    attr: str
+
+    @abstractmethod
+    def __call__(self, run: Run) -> Iterator[str]: ...
+
+
+class stateset(FromAttr):  # noqa: N801 - reads as the kind of family in the table below
     """One series per known value of `attr` (`other` included), 1 for the current one."""
 
-    def lines(run: Run) -> Iterator[str]:
+    def __call__(self, run: Run) -> Iterator[str]:
+        name, attr = self.name, self.attr
         states = run.states[attr]
         for c, ac in zip(run.connectors, run.prefixes, strict=True):
             value = getattr(c, attr)
@@ -93,32 +106,28 @@ def stateset(name: str, attr: str) -> Lines:
                 for state in states:
                     yield f'{name}{{{ac},state="{state}",{run.vendor}}} {ONE_HOT[state == value]}\n'
 
-    return lines
 
-
-def flag(name: str, attr: str) -> Lines:
+class flag(FromAttr):  # noqa: N801
     """0/1 from a boolean attribute; always present."""
 
-    def lines(run: Run) -> Iterator[str]:
+    def __call__(self, run: Run) -> Iterator[str]:
+        name, attr = self.name, self.attr
         for c, ac in zip(run.connectors, run.prefixes, strict=True):
             yield f"{name}{{{ac},{run.vendor}}} {ONE_HOT[getattr(c, attr)]}\n"
 
-    return lines
 
-
-def number(name: str, attr: str) -> Lines:
+class number(FromAttr):  # noqa: N801
     """The attribute's value; no series where the vendor left it null."""
 
-    def lines(run: Run) -> Iterator[str]:
+    def __call__(self, run: Run) -> Iterator[str]:
+        name, attr = self.name, self.attr
         for c, ac in zip(run.connectors, run.prefixes, strict=True):
             value = getattr(c, attr)
             if value is not None:
                 yield f"{name}{{{ac},{run.vendor}}} {go_float(value)}\n"
 
-    return lines
 
-
-def _per_connector(name: str, help_: str, make: Callable[[str, str], Lines], attr: str) -> Family:
+def _per_connector(name: str, help_: str, make: type[FromAttr], attr: str) -> Family:
     labels = ("state",) if make is stateset else ()
     return Family(name, help_, labels=labels, lines=make(name, attr))
 
@@ -273,6 +282,14 @@ EXPORTER: tuple[Family, ...] = (
     Family(
         "connector_exporter_build_info", "Build of the exporter; always 1.", labels=("version",)
     ),
+    Family(
+        "connector_exporter_shard_ordinal",
+        "This process' shard index of --shard INDEX/COUNT (0 when unsharded).",
+    ),
+    Family(
+        "connector_exporter_total_shards",
+        "The shard count of --shard INDEX/COUNT (1 when unsharded).",
+    ),
 )
 # Families without the per-account labels.
 PROCESS_WIDE = frozenset(
@@ -280,6 +297,8 @@ PROCESS_WIDE = frozenset(
         "connector_exporter_config_last_reload_successful",
         "connector_exporter_config_last_reload_success_timestamp_seconds",
         "connector_exporter_build_info",
+        "connector_exporter_shard_ordinal",
+        "connector_exporter_total_shards",
     }
 )
 

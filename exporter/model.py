@@ -73,7 +73,7 @@ class Connector:
 
 @dataclass(frozen=True, slots=True)
 class CatalogEntry:
-    """One entry of a vendor's connector catalog (Apideck, OpenInt)."""
+    """One entry of a vendor's connector catalog (the connector types it offers)."""
 
     connector_id: str
     name: str = ""

@@ -6,7 +6,7 @@ Every vendor API lives under `/<vendor>` (its `base_url`), and a control API und
 - `GET /_control/{vendor}/connectors`: the vendor objects as served
 - `POST /_control/{vendor}/connectors/{id}/health` `{"health": "broken"}`
 - `PATCH /_control/{vendor}/connectors/{id}` (a JSON object merged in), `DELETE` (removes it)
-  (`{id}` is the exporter's `connector_id`, slashes included: apideck's `consumer/connection`)
+  (`{id}` is the exporter's `connector_id`, slashes included, e.g. `consumer/connection`)
 - `POST /_control/{vendor}/faults` `{"mode": "error", "count": 2, "status": 503,
   "retry_after": "1", "delay": 5}` (modes: `FAULT_MODES` in base.py; `"retry_after": null`
   sends no Retry-After); `DELETE /_control/{vendor}/faults`

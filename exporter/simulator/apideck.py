@@ -188,8 +188,9 @@ class ApideckSim(VendorSim):
         "paused",
     )
 
-    def reset(self) -> None:
-        self.connectors = {key(c): c for c in self.fleet(time.time(), self.size)}
+    def reset(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        self.connectors = {key(c): c for c in self.fleet(now, self.size)}
         self.catalog = [dict(entry) for entry in CATALOG]
         self.fault = None
 

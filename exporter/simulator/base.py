@@ -105,8 +105,10 @@ class VendorSim(ABC):
         self.size = size
         self.reset()
 
-    def reset(self) -> None:
-        self.connectors = {c["id"]: c for c in self.fleet(time.time(), self.size)}
+    def reset(self, now: float | None = None) -> None:
+        """The initial fleet as of `now` (default: the current time), no fault."""
+        now = time.time() if now is None else now
+        self.connectors = {c["id"]: c for c in self.fleet(now, self.size)}
         self.fault = None
 
     @abstractmethod

@@ -137,8 +137,8 @@ class OpenintSim(VendorSim):
         "unknown",
     )
 
-    def reset(self) -> None:
-        super().reset()
+    def reset(self, now: float | None = None) -> None:
+        super().reset(now)
         self.catalog = [dict(entry) for entry in CATALOG]
 
     def fleet(self, now: float, size: int | None) -> list[dict[str, Any]]:

@@ -189,8 +189,8 @@ class VersoriSim(VendorSim):
     listed: dict[str, dict[str, Any]]
     healths: ClassVar[tuple[str, ...]] = ("healthy", "degraded", "broken", "relink_needed")
 
-    def reset(self) -> None:
-        now = time.time()
+    def reset(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
         connectors, connections = curated(now) if self.size is None else generated(now, self.size)
         self.listed = {c["id"]: c for c in connectors}
         self.parents = {conn["id"]: parent for parent, conn in connections}
