@@ -32,6 +32,7 @@ import yaml
 
 import exporter
 from exporter.shard import Shard, parse_shard, shard_of
+from exporter.vendors import REGISTRY
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "connector-exporter"
@@ -655,7 +656,7 @@ def test_autosharding_renders_a_statefulset(count: int) -> None:
 
 
 def accounts(n: int) -> list[tuple[str, str]]:
-    vendors = ("fivetran", "bindbee", "apideck", "openint", "versori")
+    vendors = tuple(REGISTRY)
     return [(vendors[i % len(vendors)], f"account-{i:03d}") for i in range(n)]
 
 

@@ -24,13 +24,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.scheduler import AccountRunner
 from exporter.simulator import Simulator
 from exporter.simulator.base import FAULT_MODES, Fault
+from exporter.vendors import REGISTRY
 from tests.conftest import make_config, render
 from tests.reliability.helpers import threaded_simulator
 
 LONG = os.environ.get("RELIABILITY_LONG") == "1"
 CYCLES = int(os.environ.get("CHAOS_CYCLES", "300" if LONG else "70"))
-FAULTED = ("fivetran", "bindbee", "openint", "versori")
-HEALTHY = "apideck"
+HEALTHY = "apideck"  # the control: never faulted
+FAULTED = tuple(v for v in REGISTRY if v != HEALTHY)
 REQUEST_TIMEOUT = 0.25
 POLL_TIMEOUT = 1.5
 # Retried once; a fault on every request outlasts the retry.

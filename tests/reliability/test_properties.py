@@ -10,11 +10,13 @@ with the problems listed, never a traceback.
 from __future__ import annotations
 
 import copy
+import importlib
 import math
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -30,8 +32,9 @@ from exporter.config import Config, ConfigError, parse_config
 from exporter.errors import VendorError
 from exporter.model import CatalogEntry, Connector, Health, PollResult, Snapshot
 from exporter.scheduler import build_snapshot
+from exporter.simulator import SPECS
 from exporter.status import AccountStatus
-from exporter.vendors import REGISTRY, apideck, bindbee, fivetran, openint, versori
+from exporter.vendors import REGISTRY
 from exporter.vendors.base import parse_retry_after
 from tests.conftest import FIXED_NOW, fixture_json, make_config, render, status_of
 
@@ -77,70 +80,15 @@ JSON = st.recursive(
     max_leaves=30,
 )
 
-FIXTURES = {
-    "fivetran": ["connections.json"],
-    "bindbee": ["hris.json", "ats.json"],
-    "apideck": ["consumers.json", "connectors.json", "consumer-globex.json"],
-    "openint": ["connections.json", "connectors.json"],
-    "versori": ["connectors.json"],
-}
+
+def _vendor_tests(vendor: str) -> ModuleType:
+    """tests/vendors/test_<vendor>.py: each declares FUZZ_FIXTURES and read_any(data)."""
+    return importlib.import_module(f"tests.vendors.test_{vendor}")
 
 
-def _apideck(data: Any) -> PollResult:
-    """Every way the Apideck adapter reads a body: list page (catalog, consumers), consumer."""
-    results: list[PollResult] = []
-    errors: list[VendorError] = []
-    for read in (_apideck_list, _apideck_consumer):
-        try:
-            results.append(read(data))
-        except VendorError as err:
-            errors.append(err)
-    if not results:
-        raise errors[0]
-    return PollResult(
-        connectors=tuple(c for r in results for c in r.connectors),
-        catalog=tuple(e for r in results for e in r.catalog),
-    )
-
-
-def _apideck_list(data: Any) -> PollResult:
-    items, _ = apideck.parse_page(data)
-    connectors = [
-        c for item in items if isinstance(item, dict) for c in apideck.translate_consumer(item)
-    ]
-    return PollResult(tuple(connectors), tuple(apideck.translate_catalog(items)))
-
-
-def _apideck_consumer(data: Any) -> PollResult:
-    consumer = apideck.parse_consumer(data)
-    return PollResult(tuple(apideck.translate_consumer({**consumer, "consumer_id": "c1"})))
-
-
-def _openint(data: Any) -> PollResult:
-    items, _ = openint.parse_page(data)
-    return PollResult(tuple(openint.translate(items)), tuple(openint.translate_catalog(items)))
-
-
-def _fivetran(data: Any) -> PollResult:
-    return PollResult(tuple(fivetran.translate(fivetran.parse_page(data)[0])))
-
-
-def _bindbee(data: Any) -> PollResult:
-    return PollResult(tuple(bindbee.translate(bindbee.parse_page(data)[0], "hris")))
-
-
-def _versori(data: Any) -> PollResult:
-    items = versori.parse_page(data)[0]
-    return PollResult(tuple(versori.translate(items, "org", FIXED_NOW)))
-
-
-PIPELINES: dict[str, Callable[[Any], PollResult]] = {
-    "fivetran": _fivetran,
-    "bindbee": _bindbee,
-    "apideck": _apideck,
-    "openint": _openint,
-    "versori": _versori,
-}
+# Every registered vendor: a new one without FUZZ_FIXTURES and read_any fails here, loudly.
+FIXTURES: dict[str, list[str]] = {v: _vendor_tests(v).FUZZ_FIXTURES for v in REGISTRY}
+PIPELINES: dict[str, Callable[[Any], PollResult]] = {v: _vendor_tests(v).read_any for v in REGISTRY}
 
 
 def check_any_json(vendor: str, data: Any) -> None:
@@ -152,7 +100,7 @@ def check_any_json(vendor: str, data: Any) -> None:
     assert all(isinstance(c, Connector) and c.connector_id for c in result.connectors)
     assert all(isinstance(e, CatalogEntry) and e.connector_id for e in result.catalog)
     assert all(isinstance(c.health, Health) for c in result.connectors)
-    account = make_config([{"vendor": "bindbee", "name": "a", "token": "t"}]).accounts[0]
+    account = make_config([SPECS[vendor].account("http://127.0.0.1:1")]).accounts[0]
     snapshot, _ = build_snapshot(account, REGISTRY[vendor].adapter.states, result, FIXED_NOW)
     snapshot = Snapshot(vendor, "a", snapshot.states, snapshot.connectors, snapshot.catalog)
     families = {f.name: f for f in text_string_to_metric_families(render([_status(snapshot)]))}
@@ -296,13 +244,8 @@ VALID_CONFIG: dict[str, Any] = {
     "poll_timeout": "30s",
     "request_timeout": "10s",
     "max_retries": 2,
-    "accounts": [
-        {"vendor": "fivetran", "name": "p", "api_key": "k", "api_secret": "s"},
-        {"vendor": "bindbee", "name": "b", "token": "t", "categories": ["hris"]},
-        {"vendor": "apideck", "name": "a", "api_key": "k", "app_id": "i"},
-        {"vendor": "openint", "name": "o", "token": "t", "catalog": False},
-        {"vendor": "versori", "name": "v", "token": "t", "organisation_id": "org"},
-    ],
+    # One account per vendor, as its simulator would be polled.
+    "accounts": [spec.account("http://127.0.0.1:1") for spec in SPECS.values()],
 }
 CONFIG_KEYS = st.sampled_from(
     [

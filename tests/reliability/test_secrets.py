@@ -1,92 +1,85 @@
-"""Secrets: sentinel values in every credential of all five vendors never come out anywhere.
+"""Secrets: sentinel values in every credential of every vendor never come out anywhere.
 
-tests/test_daemon.py checks Fivetran and Bindbee on the happy path; this sweep covers every
-vendor's secrets (API keys and tokens in the config, Bindbee's `connector_token`, Versori's
-credential `data`, OpenInt's connection `settings`, Apideck's connection `settings` in served
-data), through polls that succeed and polls that fail in every way the simulators can fail,
-including a vendor that echoes the request's token in its 401 body. It looks at the daemon's
-logs at debug level, /metrics in both formats, the landing page, /healthz and /readyz, the
-VendorError messages raised in-process, and `check-config` on a broken file holding them.
+tests/test_daemon.py checks the happy path; this sweep covers every registered vendor's secrets
+(API keys and tokens in the config, and the secret data a vendor serves, planted by its quirk
+test module's `plant_served_secret`), through polls that succeed and polls that fail in every
+way the simulators can fail, including a vendor that echoes the request's token in its 401
+body. It looks at the daemon's logs at debug level, /metrics in both formats, the landing page,
+/healthz and /readyz, the VendorError messages raised in-process, and `check-config` on a
+broken file holding them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
 import pytest
 import yaml
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.errors import VendorError
 from exporter.scheduler import AccountRunner
-from exporter.simulator import Simulator
+from exporter.simulator import SPECS, Simulator
 from exporter.simulator.base import FAULT_MODES, Fault
-from tests.conftest import free_port, make_config, render
+from exporter.vendors import REGISTRY
+from tests.conftest import make_config, render, start_daemon
 from tests.reliability.helpers import threaded_simulator
 from tests.test_daemon import wait_for
 
+
+def vendor_tests(vendor: str) -> ModuleType:
+    return importlib.import_module(f"tests.vendors.test_{vendor}")
+
+
+# A sentinel in every credential of every vendor, and in the secret data each vendor serves
+# (its quirk test module's `plant_served_secret`, where the vendor serves any).
+CREDENTIALS: dict[str, dict[str, str]] = {
+    vendor: {field: f"SENTINEL-{vendor}-{field}-5a1e" for field in spec.account.SECRET_FIELDS}
+    for vendor, spec in REGISTRY.items()
+}
+SERVED = {
+    vendor: f"SENTINEL-{vendor}-served-08b5"
+    for vendor in REGISTRY
+    if hasattr(vendor_tests(vendor), "plant_served_secret")
+}
 SENTINELS = {
-    "fivetran_api_key": "SENTINEL-ft-key-5a1e",
-    "fivetran_api_secret": "SENTINEL-ft-secret-9b2f",
-    "bindbee_token": "SENTINEL-bb-token-77c3",
-    "bindbee_connector_token": "SENTINEL-bb-connector-token-1d4a",
-    "apideck_api_key": "SENTINEL-apideck-key-e6f0",
-    "apideck_connection_settings": "SENTINEL-apideck-settings-08b5",
-    "openint_token": "SENTINEL-openint-token-c3d9",
-    "openint_connection_settings": "SENTINEL-openint-settings-2e7b",
-    "versori_token": "SENTINEL-versori-token-44aa",
-    "versori_credential_data": "SENTINEL-versori-credential-data-f01c",
+    **{
+        f"{v} {field}": value
+        for v, fields in CREDENTIALS.items()
+        for field, value in fields.items()
+    },
+    **{f"{v} served data": value for v, value in SERVED.items()},
 }
 
 
 def plant(sim: Simulator) -> None:
     """Sentinel credentials the simulators accept, and sentinels in the data they serve."""
-    v = sim.vendors
-    v["fivetran"].api_key = SENTINELS["fivetran_api_key"]  # type: ignore[attr-defined]
-    v["fivetran"].api_secret = SENTINELS["fivetran_api_secret"]  # type: ignore[attr-defined]
-    v["bindbee"].token = SENTINELS["bindbee_token"]  # type: ignore[attr-defined]
-    v["apideck"].api_key = SENTINELS["apideck_api_key"]  # type: ignore[attr-defined]
-    v["openint"].token = SENTINELS["openint_token"]  # type: ignore[attr-defined]
-    v["versori"].token = SENTINELS["versori_token"]  # type: ignore[attr-defined]
-    for c in v["bindbee"].connectors.values():
-        c["connector_token"] = SENTINELS["bindbee_connector_token"]
-    for c in v["apideck"].connectors.values():
-        c["settings"] = {"api_key": SENTINELS["apideck_connection_settings"]}
-    for c in v["openint"].connectors.values():
-        c["settings"] = {
-            "oauth": {"credentials": {"access_token": SENTINELS["openint_connection_settings"]}}
-        }
-    for c in v["versori"].connectors.values():
-        for group in ("action", "trigger"):
-            for use in c["credentials"].get(group, []):
-                use["credential"]["data"] = {"accessToken": SENTINELS["versori_credential_data"]}
+    for vendor, fields in CREDENTIALS.items():
+        for field, value in fields.items():
+            # Simulators keep each credential in the attribute named like the account's key.
+            setattr(sim.vendors[vendor], field, value)
+    for vendor, value in SERVED.items():
+        vendor_tests(vendor).plant_served_secret(sim.vendors[vendor], value)
 
 
 def accounts(sim: Simulator) -> list[dict[str, Any]]:
     """Config accounts with the sentinel credentials (the simulators' own are replaced)."""
-    keys = {
-        "fivetran": {
-            "api_key": SENTINELS["fivetran_api_key"],
-            "api_secret": SENTINELS["fivetran_api_secret"],
-        },
-        "bindbee": {"token": SENTINELS["bindbee_token"]},
-        "apideck": {"api_key": SENTINELS["apideck_api_key"]},
-        "openint": {"token": SENTINELS["openint_token"]},
-        "versori": {"token": SENTINELS["versori_token"]},
-    }
-    return [{**a, **keys[a["vendor"]]} for a in sim.accounts()]
+    return [{**a, **CREDENTIALS[a["vendor"]]} for a in sim.accounts()]
 
 
 def echo_tokens_in_401(sim: Simulator) -> None:
-    """Every vendor's 401 body repeats the token it was sent (some real APIs do)."""
+    """Every vendor's 401 body repeats the credential it was sent (some real APIs do)."""
     for fake in sim.vendors.values():
-        secret = next(v for k, v in SENTINELS.items() if k.startswith(fake.name))
+        secret = next(iter(CREDENTIALS[fake.name].values()))
 
         def answer(secret: str = secret) -> web.Response:
             return web.json_response({"message": f"invalid token {secret}"}, status=401)
@@ -146,25 +139,8 @@ async def test_daemon_never_shows_a_secret(tmp_path: Path) -> None:
         }
         path = tmp_path / "config.yml"
         path.write_text(yaml.safe_dump(config))
-        port = free_port()
         log = tmp_path / "daemon.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "exporter",
-                    "run",
-                    "--config",
-                    str(path),
-                    "--listen-address",
-                    f"127.0.0.1:{port}",
-                    "--log-level",
-                    "debug",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        proc, port = start_daemon(path, log, "--log-level", "debug")
         url = f"http://127.0.0.1:{port}"
         seen: list[str] = []
         try:
@@ -173,14 +149,14 @@ async def test_daemon_never_shows_a_secret(tmp_path: Path) -> None:
                 for mode in [None, *SWEEP]:
                     for fake in sim.vendors.values():
                         fake.fault = None if mode is None else Fault(mode=mode, retry_after=None)
-                    await asyncio.sleep(0.6)  # a few polls of every account
+                    await polls_after(client, url, 2)  # every account, under this fault
                     seen += await scrape(client, url)
                 for fake in sim.vendors.values():
                     fake.fault = None
                 echo_tokens_in_401(sim)
                 for fake in sim.vendors.values():
                     fake.fault = Fault(mode="unauthorized")
-                await asyncio.sleep(0.6)
+                await polls_after(client, url, 2)
                 seen += await scrape(client, url)
                 metrics = seen[-4]
         finally:
@@ -189,9 +165,34 @@ async def test_daemon_never_shows_a_secret(tmp_path: Path) -> None:
     logs = log.read_text()
     assert '"level": "debug"' in logs or '"level": "info"' in logs
     assert "invalid token [REDACTED]" in logs, "the echoed token reached the log, redacted"
-    assert 'connector_exporter_poll_success{account="demo",vendor="versori"} 0.0' in metrics
+    assert all(
+        f'connector_exporter_poll_success{{account="demo",vendor="{v}"}} 0.0' in metrics
+        for v in REGISTRY
+    )
     assert_clean("the daemon's logs", logs)
     assert_clean("HTTP answers", "\n".join(seen))
+
+
+async def polls_after(client: httpx.AsyncClient, url: str, more: int) -> None:
+    """Wait until every account has finished `more` further polls (bounded: 30 s)."""
+
+    async def polls() -> dict[str, float]:
+        text = (await client.get(url + "/metrics")).text
+        return {
+            s.labels["vendor"]: s.value
+            for f in text_string_to_metric_families(text)
+            if f.name == "connector_exporter_polls"
+            for s in f.samples
+        }
+
+    start = await polls()
+    deadline = time.monotonic() + 30
+    while True:
+        now = await polls()
+        if len(now) == len(start) and all(now[v] >= start[v] + more for v in start):
+            return
+        assert time.monotonic() < deadline, f"polls did not advance: {start} -> {now}"
+        await asyncio.sleep(0.05)
 
 
 async def scrape(client: httpx.AsyncClient, url: str) -> list[str]:
@@ -216,33 +217,16 @@ async def scrape(client: httpx.AsyncClient, url: str) -> list[str]:
     ],
 )
 def test_check_config_never_prints_a_secret(problem: str, tmp_path: Path) -> None:
-    accounts_yaml = yaml.safe_dump(
-        {
-            "accounts": [
-                {
-                    "vendor": "fivetran",
-                    "name": "p",
-                    "api_key": SENTINELS["fivetran_api_key"],
-                    "api_secret": SENTINELS["fivetran_api_secret"],
-                    "base_url": "ftp://x",
-                },
-                {
-                    "vendor": "bindbee",
-                    "name": "b",
-                    "token": SENTINELS["bindbee_token"],
-                    "categories": ["nope"],
-                },
-                {"vendor": "apideck", "name": "a", "api_key": SENTINELS["apideck_api_key"]},
-                {"vendor": "openint", "name": "o", "token": [SENTINELS["openint_token"]]},
-                {
-                    "vendor": "versori",
-                    "name": "v",
-                    "token": SENTINELS["versori_token"],
-                    "organisation_id": {"x": SENTINELS["versori_credential_data"]},
-                },
-            ]
-        }
-    )
+    broken: list[dict[str, Any]] = []
+    for i, (vendor, spec) in enumerate(SPECS.items()):
+        account = {**spec.account("http://127.0.0.1:1"), **CREDENTIALS[vendor]}
+        if i % 2:
+            first = next(iter(CREDENTIALS[vendor]))
+            account[first] = [account[first]]  # a secret of the wrong type
+        else:
+            account["base_url"] = "ftp://x"
+        broken.append(account)
+    accounts_yaml = yaml.safe_dump({"accounts": broken})
     path = tmp_path / "config.yml"
     path.write_text(accounts_yaml + problem + "\n")
     result = subprocess.run(

@@ -1,4 +1,4 @@
-"""Helpers shared by the vendor tests of Apideck, OpenInt and Versori."""
+"""Helpers shared by the per-vendor tests."""
 
 from __future__ import annotations
 

@@ -12,11 +12,11 @@ from aiohttp import web
 
 from exporter import logs
 from exporter.config import ConfigError, parse_config
-from exporter.errors import BadResponse
+from exporter.errors import BadResponse, VendorError
 from exporter.model import CatalogEntry, Connector, Health, PollResult
 from exporter.simulator import Simulator
 from exporter.simulator import apideck as apideck_sim
-from exporter.simulator.base import Fault
+from exporter.simulator.base import Fault, VendorSim
 from exporter.vendors import apideck
 from tests.conftest import (
     FIXED_NOW,
@@ -364,3 +364,44 @@ async def test_a_vendor_echoing_the_key_is_redacted() -> None:
     assert "bad header Bearer [REDACTED]" in runner.status.last_error
     assert key not in runner.status.last_error and key not in stream.getvalue()
     assert key not in json.dumps(render([runner.status]))
+
+
+# --- for the property tests over every vendor ---------------------------------------------
+FUZZ_FIXTURES = ["consumers.json", "connectors.json", "consumer-globex.json"]
+
+
+def read_any(data: Any) -> PollResult:
+    """Every way the adapter reads a body: list page (catalog, consumers), one consumer (for
+    tests/reliability/test_properties.py)."""
+    results: list[PollResult] = []
+    errors: list[VendorError] = []
+    for read in (_read_list, _read_consumer):
+        try:
+            results.append(read(data))
+        except VendorError as err:
+            errors.append(err)
+    if not results:
+        raise errors[0]
+    return PollResult(
+        connectors=tuple(c for r in results for c in r.connectors),
+        catalog=tuple(e for r in results for e in r.catalog),
+    )
+
+
+def _read_list(data: Any) -> PollResult:
+    items, _ = apideck.parse_page(data)
+    connectors = [
+        c for item in items if isinstance(item, dict) for c in apideck.translate_consumer(item)
+    ]
+    return PollResult(tuple(connectors), tuple(apideck.translate_catalog(items)))
+
+
+def _read_consumer(data: Any) -> PollResult:
+    consumer = apideck.parse_consumer(data)
+    return PollResult(tuple(apideck.translate_consumer({**consumer, "consumer_id": "c1"})))
+
+
+def plant_served_secret(sim: VendorSim, value: str) -> None:
+    """Connection `settings` holding a key (for tests/reliability/test_secrets.py)."""
+    for c in sim.connectors.values():
+        c["settings"] = {"api_key": value}

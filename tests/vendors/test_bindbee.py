@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from exporter.errors import BadResponse
-from exporter.model import Connector, Health
+from exporter.model import Connector, Health, PollResult
+from exporter.simulator.base import VendorSim
 from exporter.vendors import bindbee
 from tests.conftest import fixture_json
 
@@ -78,3 +81,18 @@ def test_parse_page_rejects_wrong_shapes() -> None:
     with pytest.raises(BadResponse):
         bindbee.parse_page([1, 2])
     assert bindbee.parse_page({"items": [], "cursor": "c2"}) == ([], "c2")
+
+
+# --- for the property tests over every vendor ---------------------------------------------
+FUZZ_FIXTURES = ["hris.json", "ats.json"]
+
+
+def read_any(data: Any) -> PollResult:
+    """How the adapter reads any body (for tests/reliability/test_properties.py)."""
+    return PollResult(tuple(bindbee.translate(bindbee.parse_page(data)[0], "hris")))
+
+
+def plant_served_secret(sim: VendorSim, value: str) -> None:
+    """`connector_token` in every served connector (for tests/reliability/test_secrets.py)."""
+    for c in sim.connectors.values():
+        c["connector_token"] = value

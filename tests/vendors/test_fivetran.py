@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from exporter.errors import BadResponse
-from exporter.model import Connector, Health
+from exporter.model import Connector, Health, PollResult
 from exporter.vendors import fivetran
 from tests.conftest import fixture_json
 
@@ -116,3 +116,12 @@ def test_failed_after_success_is_failing_and_before_is_not() -> None:
         Health.HEALTHY,
         Health.FAILING,
     )
+
+
+# --- for the property tests over every vendor ---------------------------------------------
+FUZZ_FIXTURES = ["connections.json"]
+
+
+def read_any(data: Any) -> PollResult:
+    """How the adapter reads any body (for tests/reliability/test_properties.py)."""
+    return PollResult(tuple(fivetran.translate(fivetran.parse_page(data)[0])))

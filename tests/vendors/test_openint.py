@@ -14,7 +14,7 @@ from exporter.errors import BadResponse
 from exporter.model import CatalogEntry, Connector, Health, PollResult
 from exporter.simulator import Simulator
 from exporter.simulator import openint as openint_sim
-from exporter.simulator.base import Fault
+from exporter.simulator.base import Fault, VendorSim
 from exporter.vendors import openint
 from tests.conftest import (
     assert_golden,
@@ -307,3 +307,19 @@ async def test_a_vendor_echoing_the_token_is_redacted() -> None:
         await runner.aclose()
     assert "token Bearer [REDACTED] is not allowed" in runner.status.last_error
     assert token not in runner.status.last_error and token not in stream.getvalue()
+
+
+# --- for the property tests over every vendor ---------------------------------------------
+FUZZ_FIXTURES = ["connections.json", "connectors.json"]
+
+
+def read_any(data: Any) -> PollResult:
+    """How the adapter reads any body (for tests/reliability/test_properties.py)."""
+    items, _ = openint.parse_page(data)
+    return PollResult(tuple(openint.translate(items)), tuple(openint.translate_catalog(items)))
+
+
+def plant_served_secret(sim: VendorSim, value: str) -> None:
+    """Connection `settings` holding OAuth tokens (for tests/reliability/test_secrets.py)."""
+    for c in sim.connectors.values():
+        c["settings"] = {"oauth": {"credentials": {"access_token": value}}}

@@ -14,7 +14,7 @@ from exporter.errors import BadResponse
 from exporter.model import Connector, Health, PollResult
 from exporter.simulator import Simulator
 from exporter.simulator import versori as versori_sim
-from exporter.simulator.base import Fault
+from exporter.simulator.base import Fault, VendorSim
 from exporter.vendors import versori
 from tests.conftest import (
     FIXED_NOW,
@@ -229,3 +229,21 @@ async def test_sentinels_never_leak(sim: Simulator) -> None:
     assert 'connector_id="conn_sf_prod"' in text
     for blob in (good, text, stream.getvalue(), *errors):
         assert SENTINEL not in blob and token not in blob
+
+
+# --- for the property tests over every vendor ---------------------------------------------
+FUZZ_FIXTURES = ["connectors.json"]
+
+
+def read_any(data: Any) -> PollResult:
+    """How the adapter reads any body (for tests/reliability/test_properties.py)."""
+    items = versori.parse_page(data)[0]
+    return PollResult(tuple(versori.translate(items, "org", FIXED_NOW)))
+
+
+def plant_served_secret(sim: VendorSim, value: str) -> None:
+    """Credential `data` on every connection (for tests/reliability/test_secrets.py)."""
+    for c in sim.connectors.values():
+        for group in ("action", "trigger"):
+            for use in c["credentials"].get(group, []):
+                use["credential"]["data"] = {"accessToken": value}
