@@ -20,6 +20,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import prometheus as pm
 
 from exporter.model import Health
+from exporter.statuspage import SEVERITY
 
 TAGS = ["connector-exporter"]
 DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -66,7 +67,7 @@ def health_palette(
 
 
 # The status page's order: healthy, then most urgent first (exporter.statuspage.SEVERITY).
-HEALTH = health_palette(tuple(Health), HEALTH_COLORS, Health)  # TEMP byte-identical check
+HEALTH = health_palette((Health.HEALTHY, *SEVERITY), HEALTH_COLORS, Health)
 # The detail dashboard's health timeline plots one number per state (a StateSet has none).
 HEALTH_CODE = {name: code for code, (name, _) in enumerate(HEALTH, start=1)}
 

@@ -34,7 +34,8 @@ VARIABLE = re.compile(r"\$(\w+)|\$\{(\w+)(?::\w+)?\}")
 
 
 def load_generator() -> ModuleType:
-    """grafana/generate.py as a module (grafana/ is no package: the Helm chart globs it)."""
+    """grafana/generate.py as a module (grafana/ is no package: the Helm chart globs it); it
+    puts grafana/ on sys.path for its sibling modules (dashlib and one per dashboard)."""
     spec = importlib.util.spec_from_file_location("grafana_generate", GENERATOR)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -45,6 +46,12 @@ def load_generator() -> ModuleType:
     finally:
         sys.dont_write_bytecode = saved
     return module
+
+
+def grafana_module(name: str) -> ModuleType:
+    """A module of grafana/ (dashlib, fleet_overview, connector_detail, exporter_health)."""
+    load_generator()
+    return importlib.import_module(name)
 
 
 def committed() -> dict[str, dict[str, Any]]:
