@@ -4,22 +4,29 @@ from __future__ import annotations
 
 from dashlib import (
     ACCOUNTS,
+    MERGE,
     POLL_RESULT,
     TEXT,
     Panel,
     Steps,
     alarm_stat,
+    color_text,
     count_timeseries,
     fixed_color,
     new_dashboard,
+    organize,
     query,
     stat_panel,
+    table_panel,
+    table_query,
+    text_map,
     timeline_panel,
     timeseries_panel,
     variables,
 )
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import dashboard as dm
 
 # Process metrics carry no vendor/account; keep the exporter's own targets (whatever the job
 # is called) by joining on its build info.
@@ -149,6 +156,86 @@ def _polls() -> list[Panel]:
     ]
 
 
+# Webhook answers (SPEC §6.2): accepted and duplicate events were verified; the rest rejected.
+WEBHOOK_VERIFIED = "accepted|duplicate"
+WEBHOOK_REJECTED = "bad_signature|bad_request|unknown_account|too_large"
+WEBHOOKS = "connector_exporter_webhook_requests_total"
+WEBHOOK_RATE = f"sum by (vendor, account, result) (rate({per_account(WEBHOOKS)}[$__rate_interval]))"
+WEBHOOKS_REJECTED = (
+    f'sum(increase({WEBHOOKS}{{{ACCOUNTS}, result!~"{WEBHOOK_VERIFIED}"}}[$__range])) or vector(0)'
+)
+# The current reason per account (value 1 of the StateSet), once however many replicas poll it.
+POLL_FAILURE_REASON = (
+    "max by (vendor, account, reason) ("
+    f"{per_account('connector_exporter_last_poll_failure_reason')} == 1)"
+)
+# Shards (SPEC §6.3): how many distinct ordinals report, of the total the shards were told.
+SHARDS_UP = 'count(count_values("ordinal", connector_exporter_shard_ordinal))'
+SHARDS_TOTAL = "max(connector_exporter_total_shards)"
+
+
+def _intake() -> list[Panel]:
+    """Webhooks coming in, why polls fail, and whether every shard reports."""
+    ok = text_map({"none": ("none (last poll ok)", "green")})
+    failed = dm.ValueMappingResult(color="red", index=1)
+    reasons = [*ok, dm.RegexMap(options=dm.DashboardRegexMapOptions(pattern=".+", result=failed))]
+    shards = table_panel(
+        "Shards",
+        "Each exporter process and the shard it polls (--shard INDEX/COUNT; 0 of 1 unsharded).",
+        [
+            table_query("max by (job, instance) (connector_exporter_shard_ordinal)"),
+            table_query("max by (job, instance) (connector_exporter_total_shards)"),
+        ],
+        (4, 12),
+        [MERGE, organize(rename={"Value #A": "shard", "Value #B": "of shards"})],
+        decimals=0,
+    )
+    return [
+        alarm_stat(
+            "Webhooks rejected in range",
+            "Webhook requests refused (bad signature, bad request, unknown account, too large, "
+            "rate limited) over the dashboard's time range. A rotated secret shows here.",
+            WEBHOOKS_REJECTED,
+            (4, 6),
+            ((None, "green"), (1, "red")),
+            decimals=0,
+        ),
+        stat_panel(
+            "Shards reporting",
+            "Distinct shard ordinals with a running exporter, and the shard count they were "
+            "given; fewer reporting than the total means a shard is missing.",
+            [query(SHARDS_UP, "reporting", instant=True), query(SHARDS_TOTAL, "of", instant=True)],
+            (4, 6),
+            text=cm.BigValueTextMode.VALUE_AND_NAME,
+            steps=TEXT,
+            decimals=0,
+        ),
+        shards,
+        timeseries_panel(
+            "Webhook requests by result",
+            "Webhook requests per second by answer: accepted (green), duplicates (blue), "
+            "rejected in red, rate limited in orange (bad_signature: a secret was rotated on "
+            "one side only).",
+            [query(WEBHOOK_RATE, "{{vendor}}/{{account}} {{result}}")],
+            unit="reqps",
+        )
+        .override_by_regexp(".* accepted", fixed_color("green"))
+        .override_by_regexp(".* duplicate", fixed_color("blue"))
+        .override_by_regexp(f".* ({WEBHOOK_REJECTED})", fixed_color("red"))
+        .override_by_regexp(".* rate_limited", fixed_color("orange")),
+        table_panel(
+            "Last poll failure reason",
+            "Why each account's last poll failed (timeout, transport, http, auth, bad_response, "
+            "too_large, suspicious_drop), or none when it succeeded.",
+            [table_query(POLL_FAILURE_REASON)],
+            (8, 12),
+            [organize(rename={}, hide=("Time", "Value"), order=("vendor", "account", "reason"))],
+            sort_by="reason",
+            overrides={"reason": color_text(reasons)},
+        ),
+    ]
+
+
 def _process() -> list[Panel]:
     return [
         timeseries_panel(
@@ -175,8 +262,9 @@ def build() -> db.Dashboard:
     return new_dashboard(
         "connector-exporter-health",
         "Connector exporter health",
-        "Is the exporter itself polling every vendor account? Poll results and durations, "
-        "vendor API responses (429s), data age, connector counts, CPU and memory.",
+        "Is the exporter itself polling every vendor account and taking webhooks? Poll results, "
+        "failure reasons and durations, vendor API responses (429s), webhook intake, shards, "
+        "data age, connector counts, CPU and memory.",
         variables(),
-        [*_summary(), *_polls(), *_process()],
+        [*_summary(), *_intake(), *_polls(), *_process()],
     )

@@ -12,6 +12,7 @@ from dashlib import (
     HEALTH,
     HEALTH_TEXT,
     MERGE,
+    REPLICA_LABELS,
     SERIES_LABELS,
     Panel,
     alarm_stat,
@@ -38,7 +39,8 @@ from grafana_foundation_sdk.models import dashboard as dm
 # range, else (never healthy in the range) the first time it was seen not healthy, i.e. "at
 # least since". Derived from the health StateSet itself because the vendors' own timestamps
 # (relink_needed_since, last_failure) exist only for some vendors and some states. The subquery
-# runs at the panel's interval (at least 1m) over `$__range`.
+# runs at the panel's interval (at least 1m) over `$__range`. Every side of a join is one series
+# per connector (max by, topk by), so HA replicas scraped under one job list a connector once.
 UNHEALTHY_SINCE = f"""1000 * (
     max by (vendor, account, connector_id) (
       max_over_time(
@@ -53,7 +55,9 @@ UNHEALTHY_SINCE = f"""1000 * (
     )
 )
 * on (vendor, account, connector_id) group_left (health)
-  (connector_health{{{ACCOUNTS}, health!="healthy"}} == 1)
+  topk by (vendor, account, connector_id) (
+    1, connector_health{{{ACCOUNTS}, health!="healthy"}} == 1
+  )
 * on (vendor, account, connector_id) group_left (name, integration, group)
   topk by (vendor, account, connector_id) (1, connector_info{{{ACCOUNTS}, group=~"$group"}})"""
 
@@ -65,8 +69,13 @@ UNHEALTHY_LAST_SUCCESS_AGE = f"""max by (vendor, account, connector_id) (
 
 HEALTH_BY_STATE = f"sum by (health) (vendor_account_health:connector_health:sum{{{ACCOUNTS}}})"
 NOT_HEALTHY = f'vendor_account_health:connector_health:sum{{{ACCOUNTS}, health!="healthy"}}'
-ACCOUNTS_FAILING = f"count(connector_exporter_poll_success{{{ACCOUNTS}}} == 0) or vector(0)"
-ALERTS = f'ALERTS{{alertname=~"Connector.*", {ACCOUNTS}}}'
+# An account counts once however many replicas poll it; failing when any of them failed.
+ACCOUNTS_FAILING = (
+    f"count(min by (vendor, account) (connector_exporter_poll_success{{{ACCOUNTS}}}) == 0)"
+    " or vector(0)"
+)
+# One row per alert, not one per replica that evaluated it.
+ALERTS = f'max without ({REPLICA_LABELS}) (ALERTS{{alertname=~"Connector.*", {ACCOUNTS}}})'
 ALERT_STATE = text_map({"firing": ("firing", "red"), "pending": ("pending", "orange")})
 
 
