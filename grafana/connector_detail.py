@@ -1,44 +1,25 @@
-"""Connector detail: one connector (or a few) over time. The fleet overview and every connector
-alert link here with var-vendor, var-account and var-connector_id set."""
+"""One connector (or a few): health and vendor states over time, sync times and outcomes,
+warnings and tasks, credential expiry. Linked from the fleet overview and from every connector
+alert."""
+
+# The docstring above is the dashboard's description in Grafana. The fleet overview and every
+# connector alert link here with var-vendor, var-account and var-connector_id set.
 
 from __future__ import annotations
 
-from dashlib import (
-    CONNECTOR_KEY,
-    CONNECTORS,
-    DAY,
-    HEALTH,
-    HEALTH_CODE,
-    HEALTH_CODES,
-    REPLICA_LABELS,
-    SERIES_LABELS,
-    TEXT,
-    YES_NO,
-    Panel,
-    Steps,
-    color_text,
-    count_timeseries,
-    fixed_color,
-    new_dashboard,
-    organize,
-    query,
-    stat_panel,
-    table_panel,
-    table_query,
-    text_map,
-    timeline_panel,
-    timeseries_panel,
-    variables,
-)
+import dashlib as dl
 from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import prometheus as pb
 from grafana_foundation_sdk.models import common as cm
+
+UID, TITLE = "connector-detail", "Connector detail"
 
 # One code per connector: max, not sum, so that HA replicas scraped under one job do not add up.
 HEALTH_AS_CODE = (
     "max by (vendor, account, connector_id) (\n"
     + "\n  or ".join(
-        f'{HEALTH_CODE[name]} * connector_health{{{CONNECTORS}, health="{name}"}}'
-        for name, _ in HEALTH
+        f'{dl.HEALTH_CODE[name]} * connector_health{{{dl.CONNECTORS}, health="{name}"}}'
+        for name, _ in dl.HEALTH
     )
     + "\n)"
 )
@@ -47,38 +28,48 @@ CONNECTOR_LEGEND = "{{vendor}}/{{account}} {{connector_id}}"
 
 def selector(metric: str) -> str:
     """`metric` for the connectors the variables select."""
-    return f"{metric}{{{CONNECTORS}}}"
+    return f"{metric}{{{dl.CONNECTORS}}}"
 
 
-def age_stat(title: str, description: str, expr: str, *steps: tuple[float | None, str]) -> Panel:
+def per_connector(*, instant: bool = False, **metrics: str) -> list[pb.Dataquery]:
+    """One query per metric, its legend the connector and the keyword (`_` read as a space)."""
+    return [
+        dl.query(
+            selector(metric), f"{{{{connector_id}}}} {word.replace('_', ' ')}", instant=instant
+        )
+        for word, metric in metrics.items()
+    ]
+
+
+def age_stat(title: str, description: str, expr: str, *steps: tuple[float | None, str]) -> dl.Panel:
     """A duration of one connector, in the stat grid four to a row."""
-    return stat_panel(
+    return dl.stat_panel(
         title,
         description,
-        [query(expr, CONNECTOR_LEGEND, instant=True)],
+        [dl.query(expr, CONNECTOR_LEGEND, instant=True)],
         (4, 6),
         color=cm.BigValueColorMode.VALUE,
         unit="s",
         decimals=0,
-        steps=steps or TEXT,
+        steps=steps or dl.TEXT,
         no_value="not reported",
     )
 
 
-def _states() -> list[Panel]:
+def _states() -> list[dl.Panel]:
     """Who it is, and its health and the vendor's own states over time."""
     state_legend = "{{connector_id}} %s: {{state}}"
-    current: Steps = ((None, "blue"),)
+    current: dl.Steps = ((None, "blue"),)
     return [
-        table_panel(
+        dl.table_panel(
             "Connector",
             "Who it is: name, integration, group and end user as the vendor reports.",
-            [table_query(f"max without ({REPLICA_LABELS}) ({selector('connector_info')})")],
+            [dl.table_query(f"max without ({dl.REPLICA_LABELS}) ({selector('connector_info')})")],
             (5, 24),
             [
-                organize(
+                dl.organize(
                     rename={},
-                    hide=SERIES_LABELS,
+                    hide=dl.SERIES_LABELS,
                     order=(
                         "vendor",
                         "account",
@@ -91,68 +82,64 @@ def _states() -> list[Panel]:
                 )
             ],
         ),
-        timeline_panel(
+        dl.timeline_panel(
             "Health",
             "Normalised health over time: when did it break, when did it recover?",
-            [query(HEALTH_AS_CODE, CONNECTOR_LEGEND)],
+            [dl.query(HEALTH_AS_CODE, CONNECTOR_LEGEND)],
             (6, 24),
             show=cm.VisibilityMode.AUTO,
             merge=True,
-            mappings=HEALTH_CODES,
-            steps=TEXT,
+            mappings=dl.HEALTH_CODES,
+            steps=dl.TEXT,
         ),
-        timeline_panel(
+        dl.timeline_panel(
             "Setup, sync, update and schema state",
             "The vendor's own states (one row per state the connector was in): setup/link/"
             "credential state, sync state, Fivetran's update state and schema status "
             "(blocked_on_customer: syncs wait for the customer).",
             [
-                query(f"{selector(f'connector_{kind}_state')} == 1", state_legend % kind)
+                dl.query(f"{selector(f'connector_{kind}_state')} == 1", state_legend % kind)
                 for kind in ("setup", "sync", "update", "schema")
             ],
             (7, 24),
             show=cm.VisibilityMode.NEVER,
-            mappings=text_map({"1": ("current", "blue")}),
+            mappings=dl.text_map({"1": ("current", "blue")}),
             steps=current,
         ),
-        timeline_panel(
+        dl.timeline_panel(
             "Paused and relink needed",
             "Whether the connector was paused, and whether its end user had to relink.",
-            [
-                query(selector("connector_paused"), "{{connector_id}} paused"),
-                query(selector("connector_relink_needed"), "{{connector_id}} relink needed"),
-            ],
+            per_connector(paused="connector_paused", relink_needed="connector_relink_needed"),
             (5, 24),
             show=cm.VisibilityMode.AUTO,
             merge=True,
-            mappings=YES_NO,
+            mappings=dl.YES_NO,
             steps=((None, "green"), (1, "red")),
         ),
-        timeline_panel(
+        dl.timeline_panel(
             "Manual schedule and historical sync",
             "Whether the connector syncs only when asked (Fivetran manual schedule: no sync-stale "
             "alert) and whether it is re-syncing its history.",
-            [
-                query(selector("connector_manual_schedule"), "{{connector_id}} manual schedule"),
-                query(selector("connector_historical_sync"), "{{connector_id}} historical sync"),
-            ],
+            per_connector(
+                manual_schedule="connector_manual_schedule",
+                historical_sync="connector_historical_sync",
+            ),
             (4, 24),
             show=cm.VisibilityMode.AUTO,
             merge=True,
-            mappings=text_map({"0": ("no", "text"), "1": ("yes", "blue")}),
-            steps=TEXT,
+            mappings=dl.text_map({"0": ("no", "text"), "1": ("yes", "blue")}),
+            steps=dl.TEXT,
         ),
     ]
 
 
-def _ages() -> list[Panel]:
+def _ages() -> list[dl.Panel]:
     """The stat grid: when it last synced, failed, will sync, and what Fivetran asks of users."""
-    issues = stat_panel(
+    issues = dl.stat_panel(
         "Warnings and tasks",
         "Fivetran's warnings and the tasks it asks a user to act on, right now.",
         [
-            query(selector("connector_warnings"), "{{connector_id}} warnings", instant=True),
-            query(selector("connector_tasks"), "{{connector_id}} tasks", instant=True),
+            *per_connector(instant=True, warnings="connector_warnings", tasks="connector_tasks"),
         ],
         (4, 6),
         color=cm.BigValueColorMode.VALUE,
@@ -167,14 +154,14 @@ def _ages() -> list[Panel]:
             "How long ago the last sync succeeded (Fivetran succeeded_at and the like).",
             selector("connector_last_success_age_seconds"),
             (None, "green"),
-            (DAY, "orange"),
+            (dl.DAY, "orange"),
         ),
         age_stat(
             "Last failed sync",
             "How long ago the last sync or credential refresh failed.",
             selector("connector_last_failure_age_seconds"),
             (None, "red"),
-            (DAY, "text"),
+            (dl.DAY, "text"),
         ),
         age_stat(
             "Sync frequency",
@@ -186,7 +173,7 @@ def _ages() -> list[Panel]:
             "Time left until the credentials expire (Apideck, Versori); negative: expired.",
             f"{selector('connector_credential_expiry_timestamp_seconds')} - time()",
             (None, "red"),
-            (7 * DAY, "green"),
+            (7 * dl.DAY, "green"),
         ),
         age_stat(
             "Last sync started",
@@ -211,24 +198,21 @@ def _ages() -> list[Panel]:
     ]
 
 
-def _history() -> list[Panel]:
+def _history() -> list[dl.Panel]:
     return [
-        timeseries_panel(
+        dl.timeseries_panel(
             "Time since last success and failure",
             "A sawtooth is a connector that syncs; a line that only rises is one that stopped.",
-            [
-                query(selector("connector_last_success_age_seconds"), "{{connector_id}} success"),
-                query(selector("connector_last_failure_age_seconds"), "{{connector_id}} failure"),
-            ],
+            per_connector(
+                success="connector_last_success_age_seconds",
+                failure="connector_last_failure_age_seconds",
+            ),
             unit="s",
         ),
-        count_timeseries(
+        dl.count_timeseries(
             "Warnings and tasks over time",
             "Fivetran's warning and task counts: when did they appear?",
-            [
-                query(selector("connector_warnings"), "{{connector_id}} warnings"),
-                query(selector("connector_tasks"), "{{connector_id}} tasks"),
-            ],
+            per_connector(warnings="connector_warnings", tasks="connector_tasks"),
         ),
     ]
 
@@ -239,40 +223,29 @@ SYNC_RESULTS = {"success": "green", "failure": "red", "rescheduled": "orange", "
 # over replicas, last values take the latest.
 SYNCS_IN_RANGE = f"sum by (result) (increase({selector('connector_syncs_total')}[$__range]))"
 SYNC_RATE = (
-    f"sum by ({CONNECTOR_KEY}, result) ("
+    f"sum by ({dl.CONNECTOR_KEY}, result) ("
     f"increase({selector('connector_syncs_total')}[$__rate_interval]))"
 )
 
 
 def latest(metric: str) -> str:
     """`metric` once per connector, however many replicas serve it."""
-    return f"max by ({CONNECTOR_KEY}) ({selector(metric)})"
+    return f"max by ({dl.CONNECTOR_KEY}) ({selector(metric)})"
 
 
-def _syncs() -> list[Panel]:
+def _syncs() -> list[dl.Panel]:
     """What the webhooks tell: sync outcomes and durations, the last event; sync progress."""
-    outcomes = stat_panel(
-        "Syncs in range",
-        "Syncs that ended in the dashboard's time range, by result (from webhooks).",
-        [query(SYNCS_IN_RANGE, "{{result}}", instant=True)],
-        (4, 6),
-        color=cm.BigValueColorMode.VALUE,
-        text=cm.BigValueTextMode.VALUE_AND_NAME,
-        decimals=0,
-        no_value="no sync seen",
-        overrides={result: fixed_color(color) for result, color in SYNC_RESULTS.items()},
-    )
-    progress = stat_panel(
-        "Sync progress",
-        "How far the running sync has come (Bindbee sync_progress).",
-        [query(latest("connector_sync_progress_ratio"), CONNECTOR_LEGEND, instant=True)],
-        (4, 6),
-        unit="percentunit",
-        steps=TEXT,
-        no_value="not reported",
-    )
     return [
-        outcomes,
+        dl.named_stat(
+            "Syncs in range",
+            "Syncs that ended in the dashboard's time range, by result (from webhooks).",
+            dl.query(SYNCS_IN_RANGE, "{{result}}", instant=True),
+            (4, 6),
+            SYNC_RESULTS,
+            color=cm.BigValueColorMode.VALUE,
+            decimals=0,
+            no_value="no sync seen",
+        ),
         age_stat(
             "Last sync took",
             "Duration of the last sync whose start and end events were both received.",
@@ -283,53 +256,62 @@ def _syncs() -> list[Panel]:
             "How long ago the last accepted webhook event for this connector arrived.",
             f"time() - {latest('connector_last_event_timestamp_seconds')}",
         ),
-        progress,
+        dl.stat_panel(
+            "Sync progress",
+            "How far the running sync has come (Bindbee sync_progress).",
+            [dl.query(latest("connector_sync_progress_ratio"), CONNECTOR_LEGEND, instant=True)],
+            (4, 6),
+            unit="percentunit",
+            steps=dl.TEXT,
+            no_value="not reported",
+        ),
     ]
 
 
-def _issues() -> Panel:
-    return table_panel(
+def _issues() -> dl.Panel:
+    return dl.table_panel(
         "Open tasks and warnings",
         "Fivetran's current task codes (a user must act) and warning codes; its docs explain "
         "each code.",
-        [table_query(f"max by ({CONNECTOR_KEY}, kind, code) ({selector('connector_issue_info')})")],
+        [
+            dl.table_query(
+                f"max by ({dl.CONNECTOR_KEY}, kind, code) ({selector('connector_issue_info')})"
+            )
+        ],
         (6, 24),
-        [organize(rename={}, hide=("Time", "Value"), order=(*CONNECTOR_KEY.split(", "), "kind"))],
+        [
+            dl.organize(
+                rename={}, hide=("Time", "Value"), order=(*dl.CONNECTOR_KEY.split(", "), "kind")
+            )
+        ],
         overrides={
-            "kind": color_text(
-                text_map({"task": ("task", "orange"), "warning": ("warning", "yellow")})
+            "kind": dl.color_text(
+                dl.text_map({"task": ("task", "orange"), "warning": ("warning", "yellow")})
             )
         },
         no_value="No open task or warning",
     )
 
 
-def _sync_history() -> list[Panel]:
-    by_result = count_timeseries(
+def _sync_history() -> list[dl.Panel]:
+    by_result = dl.count_timeseries(
         "Syncs by result",
         "Syncs that ended per interval, by result (from webhooks): do failures pile up?",
-        [query(SYNC_RATE, "{{connector_id}} {{result}}")],
+        [dl.query(SYNC_RATE, "{{connector_id}} {{result}}")],
     )
     for result, color in SYNC_RESULTS.items():
-        by_result.override_by_regexp(f".* {result}", fixed_color(color))
+        by_result.override_by_regexp(f".* {result}", dl.fixed_color(color))
     return [
         by_result,
-        timeseries_panel(
+        dl.timeseries_panel(
             "Sync duration",
             "How long each sync took (the last one whose start and end were both seen).",
-            [query(latest("connector_last_sync_duration_seconds"), "{{connector_id}}")],
+            [dl.query(latest("connector_last_sync_duration_seconds"), "{{connector_id}}")],
             unit="s",
         ),
     ]
 
 
 def build() -> db.Dashboard:
-    return new_dashboard(
-        "connector-detail",
-        "Connector detail",
-        "One connector (or a few): health and vendor states over time, sync times and outcomes, "
-        "warnings and tasks, credential expiry. Linked from the fleet overview and from every "
-        "connector alert.",
-        variables(connector=True),
-        [*_states(), *_ages(), *_syncs(), _issues(), *_history(), *_sync_history()],
-    )
+    panels = [*_states(), *_ages(), *_syncs(), _issues(), *_history(), *_sync_history()]
+    return dl.new_dashboard(UID, TITLE, __doc__ or "", dl.variables(connector=True), panels)

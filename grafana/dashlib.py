@@ -273,6 +273,29 @@ def alarm_stat(
     )
 
 
+def named_stat(
+    title: str,
+    description: str,
+    target: pb.Dataquery,
+    size: Size,
+    colors: Mapping[str, str],
+    **options: Any,
+) -> stat.Panel:
+    """One value per series, each under its name in the colour `colors` gives it (text colour
+    for a name it does not know)."""
+    overrides = {name: fixed_color(color) for name, color in colors.items()}
+    p = stat_panel(
+        title,
+        description,
+        [target],
+        size,
+        text=cm.BigValueTextMode.VALUE_AND_NAME,
+        overrides=overrides,
+        **options,
+    )
+    return p.color_scheme(db.FieldColor().mode(dm.FieldColorModeId.FIXED).fixed_color("text"))
+
+
 def timeseries_panel(
     title: str,
     description: str,
@@ -403,7 +426,7 @@ def new_dashboard(
     d = (
         db.Dashboard(title)
         .uid(uid)
-        .description(description)
+        .description(" ".join(description.split()))
         .tags(TAGS)
         .editable()
         .tooltip(dm.DashboardCursorSync.CROSSHAIR)

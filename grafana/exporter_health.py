@@ -1,89 +1,74 @@
-"""Connector exporter health: is the exporter itself polling every vendor account?"""
+"""Is the exporter itself polling every vendor account and taking webhooks? Poll results,
+failure reasons and durations, vendor API responses (429s), webhook intake, shards, data age,
+connector counts, CPU and memory."""
+
+# The docstring above is the dashboard's description in Grafana.
 
 from __future__ import annotations
 
-from dashlib import (
-    ACCOUNTS,
-    MERGE,
-    POLL_RESULT,
-    TEXT,
-    Panel,
-    Steps,
-    alarm_stat,
-    color_text,
-    count_timeseries,
-    fixed_color,
-    new_dashboard,
-    organize,
-    query,
-    stat_panel,
-    table_panel,
-    table_query,
-    text_map,
-    timeline_panel,
-    timeseries_panel,
-    variables,
-)
+import dashlib as dl
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
-# Process metrics carry no vendor/account; keep the exporter's own targets (whatever the job
-# is called) by joining on its build info.
-EXPORTER_TARGETS = "on (job, instance) connector_exporter_build_info"
-REQUEST_RATE = (
-    "sum by (vendor, account, code) ("
-    f"rate(connector_exporter_api_requests_total{{{ACCOUNTS}}}[$__rate_interval]))"
-)
-ACCOUNT_LEGEND = "{{vendor}}/{{account}}"
-OK: Steps = ((None, "red"), (1, "green"))
+UID, TITLE = "connector-exporter-health", "Connector exporter health"
 
 
 def per_account(metric: str) -> str:
-    return f"{metric}{{{ACCOUNTS}}}"
+    return f"{metric}{{{dl.ACCOUNTS}}}"
 
 
-def _summary() -> list[Panel]:
+# Process metrics carry no vendor/account; keep the exporter's own targets (whatever the job
+# is called) by joining on its build info.
+EXPORTER_TARGETS = "on (job, instance) connector_exporter_build_info"
+PROCESS_CPU = f"rate(process_cpu_seconds_total[$__rate_interval]) and {EXPORTER_TARGETS}"
+REQUEST_RATE = (
+    "sum by (vendor, account, code) ("
+    f"rate(connector_exporter_api_requests_total{{{dl.ACCOUNTS}}}[$__rate_interval]))"
+)
+# Accounts whose last poll succeeded, and all configured accounts (each has a poll interval).
+POLLING = (
+    (f"sum({per_account('connector_exporter_poll_success')})", "ok"),
+    (f"count({per_account('connector_exporter_poll_interval_seconds')})", "accounts"),
+)
+ACCOUNT_LEGEND = "{{vendor}}/{{account}}"
+OK: dl.Steps = ((None, "red"), (1, "green"))
+
+
+def _summary() -> list[dl.Panel]:
     """The stat row: polls, throttling, configuration and versions."""
     return [
-        stat_panel(
+        dl.stat_panel(
             "Accounts polling OK",
             "Accounts whose last poll succeeded, of all accounts.",
-            [
-                query(f"sum({per_account('connector_exporter_poll_success')})", "ok", instant=True),
-                query(
-                    f"count({per_account('connector_exporter_poll_interval_seconds')})",
-                    "accounts",
-                    instant=True,
-                ),
-            ],
+            [dl.query(e, legend, instant=True) for e, legend in POLLING],
             (4, 6),
             text=cm.BigValueTextMode.VALUE_AND_NAME,
-            steps=TEXT,
+            steps=dl.TEXT,
         ),
-        alarm_stat(
+        dl.alarm_stat(
             "Throttled requests (429) in range",
             "Vendor API responses with HTTP 429 over the dashboard's time range.",
             "sum(increase(connector_exporter_api_requests_total"
-            f'{{{ACCOUNTS}, code="429"}}[$__range])) or vector(0)',
+            f'{{{dl.ACCOUNTS}, code="429"}}[$__range])) or vector(0)',
             (4, 6),
             ((None, "green"), (1, "orange")),
             decimals=0,
         ),
-        alarm_stat(
+        dl.alarm_stat(
             "Config reload",
             "Whether the last configuration (re)load succeeded, per exporter instance.",
             "connector_exporter_config_last_reload_successful",
             (4, 6),
             OK,
             "{{instance}}",
-            mappings=POLL_RESULT,
+            mappings=dl.POLL_RESULT,
         ),
-        stat_panel(
+        dl.stat_panel(
             "Version",
             "The exporter versions running.",
             [
-                query(
+                dl.query(
                     "count by (version) (connector_exporter_build_info)",
                     "{{version}}",
                     instant=True,
@@ -91,37 +76,37 @@ def _summary() -> list[Panel]:
             ],
             (4, 6),
             text=cm.BigValueTextMode.NAME,
-            steps=TEXT,
+            steps=dl.TEXT,
         ),
     ]
 
 
-def _polls() -> list[Panel]:
+def _polls() -> list[dl.Panel]:
     """Poll results, data age and durations, the vendors' answers, connectors per account."""
-    requests = timeseries_panel(
+    requests = dl.timeseries_panel(
         "Vendor API requests by code",
         "Requests per second by HTTP status (or timeout/error); 429 (throttled) in orange, "
         "server errors and transport failures in red.",
-        [query(REQUEST_RATE, "{{vendor}}/{{account}} {{code}}")],
+        [dl.query(REQUEST_RATE, "{{vendor}}/{{account}} {{code}}")],
         unit="reqps",
     )
-    requests = requests.override_by_regexp(".* 429", fixed_color("orange"))
+    requests = requests.override_by_regexp(".* 429", dl.fixed_color("orange"))
     return [
-        timeline_panel(
+        dl.timeline_panel(
             "Poll success per account",
             "Each account's last poll result over time: when did polling fail?",
-            [query(per_account("connector_exporter_poll_success"), ACCOUNT_LEGEND)],
+            [dl.query(per_account("connector_exporter_poll_success"), ACCOUNT_LEGEND)],
             (7, 24),
             show=cm.VisibilityMode.NEVER,
             merge=True,
-            mappings=POLL_RESULT,
+            mappings=dl.POLL_RESULT,
             steps=OK,
         ),
-        timeseries_panel(
+        dl.timeseries_panel(
             "Time since last successful poll",
             "Age of each account's data; ConnectorExporterStaleData fires above 3 poll intervals.",
             [
-                query(
+                dl.query(
                     "time() - "
                     + per_account("connector_exporter_last_poll_success_timestamp_seconds"),
                     ACCOUNT_LEGEND,
@@ -129,18 +114,18 @@ def _polls() -> list[Panel]:
             ],
             unit="s",
         ),
-        timeseries_panel(
+        dl.timeseries_panel(
             "Poll duration",
             "How long the last poll of each account took, all pages included.",
-            [query(per_account("connector_exporter_poll_duration_seconds"), ACCOUNT_LEGEND)],
+            [dl.query(per_account("connector_exporter_poll_duration_seconds"), ACCOUNT_LEGEND)],
             unit="s",
         ),
-        requests.override_by_regexp(".* (5..|timeout|error)", fixed_color("red")),
-        timeseries_panel(
+        requests.override_by_regexp(".* (5..|timeout|error)", dl.fixed_color("red")),
+        dl.timeseries_panel(
             "Poll failure ratio (1h)",
             "Share of polls that failed over the last hour, per account.",
             [
-                query(
+                dl.query(
                     per_account("vendor_account:connector_exporter_poll_failures:ratio_rate1h"),
                     ACCOUNT_LEGEND,
                 )
@@ -148,10 +133,10 @@ def _polls() -> list[Panel]:
             unit="percentunit",
             high=1,
         ),
-        count_timeseries(
+        dl.count_timeseries(
             "Connectors per account",
             "Connectors in each account's last good snapshot: did some disappear?",
-            [query(per_account("connector_exporter_connectors"), ACCOUNT_LEGEND)],
+            [dl.query(per_account("connector_exporter_connectors"), ACCOUNT_LEGEND)],
         ),
     ]
 
@@ -161,9 +146,8 @@ WEBHOOK_VERIFIED = "accepted|duplicate"
 WEBHOOK_REJECTED = "bad_signature|bad_request|unknown_account|too_large"
 WEBHOOKS = "connector_exporter_webhook_requests_total"
 WEBHOOK_RATE = f"sum by (vendor, account, result) (rate({per_account(WEBHOOKS)}[$__rate_interval]))"
-WEBHOOKS_REJECTED = (
-    f'sum(increase({WEBHOOKS}{{{ACCOUNTS}, result!~"{WEBHOOK_VERIFIED}"}}[$__range])) or vector(0)'
-)
+REJECTED = f'{WEBHOOKS}{{{dl.ACCOUNTS}, result!~"{WEBHOOK_VERIFIED}"}}'
+WEBHOOKS_REJECTED = f"sum(increase({REJECTED}[$__range])) or vector(0)"
 # The current reason per account (value 1 of the StateSet), once however many replicas poll it.
 POLL_FAILURE_REASON = (
     "max by (vendor, account, reason) ("
@@ -172,26 +156,27 @@ POLL_FAILURE_REASON = (
 # Shards (SPEC §6.3): how many distinct ordinals report, of the total the shards were told.
 SHARDS_UP = 'count(count_values("ordinal", connector_exporter_shard_ordinal))'
 SHARDS_TOTAL = "max(connector_exporter_total_shards)"
+SHARDS = ((SHARDS_UP, "reporting"), (SHARDS_TOTAL, "of"))
 
 
-def _intake() -> list[Panel]:
+def _intake() -> list[dl.Panel]:
     """Webhooks coming in, why polls fail, and whether every shard reports."""
-    ok = text_map({"none": ("none (last poll ok)", "green")})
+    ok = dl.text_map({"none": ("none (last poll ok)", "green")})
     failed = dm.ValueMappingResult(color="red", index=1)
     reasons = [*ok, dm.RegexMap(options=dm.DashboardRegexMapOptions(pattern=".+", result=failed))]
-    shards = table_panel(
+    shards = dl.table_panel(
         "Shards",
         "Each exporter process and the shard it polls (--shard INDEX/COUNT; 0 of 1 unsharded).",
         [
-            table_query("max by (job, instance) (connector_exporter_shard_ordinal)"),
-            table_query("max by (job, instance) (connector_exporter_total_shards)"),
+            dl.table_query("max by (job, instance) (connector_exporter_shard_ordinal)"),
+            dl.table_query("max by (job, instance) (connector_exporter_total_shards)"),
         ],
         (4, 12),
-        [MERGE, organize(rename={"Value #A": "shard", "Value #B": "of shards"})],
+        [dl.MERGE, dl.organize(rename={"Value #A": "shard", "Value #B": "of shards"})],
         decimals=0,
     )
     return [
-        alarm_stat(
+        dl.alarm_stat(
             "Webhooks rejected in range",
             "Webhook requests refused (bad signature, bad request, unknown account, too large, "
             "rate limited) over the dashboard's time range. A rotated secret shows here.",
@@ -200,71 +185,62 @@ def _intake() -> list[Panel]:
             ((None, "green"), (1, "red")),
             decimals=0,
         ),
-        stat_panel(
+        dl.stat_panel(
             "Shards reporting",
             "Distinct shard ordinals with a running exporter, and the shard count they were "
             "given; fewer reporting than the total means a shard is missing.",
-            [query(SHARDS_UP, "reporting", instant=True), query(SHARDS_TOTAL, "of", instant=True)],
+            [
+                dl.query(SHARDS_UP, "reporting", instant=True),
+                dl.query(SHARDS_TOTAL, "of", instant=True),
+            ],
             (4, 6),
             text=cm.BigValueTextMode.VALUE_AND_NAME,
-            steps=TEXT,
+            steps=dl.TEXT,
             decimals=0,
         ),
         shards,
-        timeseries_panel(
+        dl.timeseries_panel(
             "Webhook requests by result",
             "Webhook requests per second by answer: accepted (green), duplicates (blue), "
             "rejected in red, rate limited in orange (bad_signature: a secret was rotated on "
             "one side only).",
-            [query(WEBHOOK_RATE, "{{vendor}}/{{account}} {{result}}")],
+            [dl.query(WEBHOOK_RATE, "{{vendor}}/{{account}} {{result}}")],
             unit="reqps",
         )
-        .override_by_regexp(".* accepted", fixed_color("green"))
-        .override_by_regexp(".* duplicate", fixed_color("blue"))
-        .override_by_regexp(f".* ({WEBHOOK_REJECTED})", fixed_color("red"))
-        .override_by_regexp(".* rate_limited", fixed_color("orange")),
-        table_panel(
+        .override_by_regexp(".* accepted", dl.fixed_color("green"))
+        .override_by_regexp(".* duplicate", dl.fixed_color("blue"))
+        .override_by_regexp(f".* ({WEBHOOK_REJECTED})", dl.fixed_color("red"))
+        .override_by_regexp(".* rate_limited", dl.fixed_color("orange")),
+        dl.table_panel(
             "Last poll failure reason",
             "Why each account's last poll failed (timeout, transport, http, auth, bad_response, "
             "too_large, suspicious_drop), or none when it succeeded.",
-            [table_query(POLL_FAILURE_REASON)],
+            [dl.table_query(POLL_FAILURE_REASON)],
             (8, 12),
-            [organize(rename={}, hide=("Time", "Value"), order=("vendor", "account", "reason"))],
+            [dl.organize(rename={}, hide=("Time", "Value"), order=("vendor", "account", "reason"))],
             sort_by="reason",
-            overrides={"reason": color_text(reasons)},
+            overrides={"reason": dl.color_text(reasons)},
         ),
     ]
 
 
-def _process() -> list[Panel]:
+def _process() -> list[dl.Panel]:
     return [
-        timeseries_panel(
+        dl.timeseries_panel(
             "Process CPU",
             "CPU seconds per second used by each exporter process.",
-            [
-                query(
-                    f"rate(process_cpu_seconds_total[$__rate_interval]) and {EXPORTER_TARGETS}",
-                    "{{instance}}",
-                )
-            ],
+            [dl.query(PROCESS_CPU, "{{instance}}")],
             unit="percentunit",
         ),
-        timeseries_panel(
+        dl.timeseries_panel(
             "Process memory",
             "Resident memory of each exporter process.",
-            [query(f"process_resident_memory_bytes and {EXPORTER_TARGETS}", "{{instance}}")],
+            [dl.query(f"process_resident_memory_bytes and {EXPORTER_TARGETS}", "{{instance}}")],
             unit="bytes",
         ),
     ]
 
 
 def build() -> db.Dashboard:
-    return new_dashboard(
-        "connector-exporter-health",
-        "Connector exporter health",
-        "Is the exporter itself polling every vendor account and taking webhooks? Poll results, "
-        "failure reasons and durations, vendor API responses (429s), webhook intake, shards, "
-        "data age, connector counts, CPU and memory.",
-        variables(),
-        [*_summary(), *_intake(), *_polls(), *_process()],
-    )
+    panels = [*_summary(), *_intake(), *_polls(), *_process()]
+    return dl.new_dashboard(UID, TITLE, __doc__ or "", dl.variables(), panels)
