@@ -254,3 +254,24 @@ def test_problems_catches_a_metric_neither_served_nor_pending() -> None:
     assert "connector_syncs_total_typo" not in PENDING_METRICS
     found = _mutated("connector-detail.json", change)
     assert any("unknown metric connector_syncs_total_typo" in p for p in found)
+
+
+def _readme_panel_tables() -> dict[str, list[str]]:
+    """Dashboard title -> the panel column of its table in the README's Dashboards section
+    (rows after the header and the separator)."""
+    text = (GRAFANA.parent / "README.md").read_text()
+    section = text.split("\n## Dashboards\n", 1)[1].split("\n## ", 1)[0]
+    tables: dict[str, list[str]] = {}
+    for part in section.split("\n### ")[1:]:
+        title, _, body = part.partition("\n")
+        rows = [line for line in body.splitlines() if line.startswith("| ")]
+        tables[title] = [row.split(" | ")[0].removeprefix("| ") for row in rows[2:]]
+    return tables
+
+
+def test_readme_lists_every_panel_in_layout_order() -> None:
+    expected = {
+        d["title"]: [p["title"] for p in panels(d) if p["type"] != "row"]
+        for d in DASHBOARDS.values()
+    }
+    assert _readme_panel_tables() == expected
