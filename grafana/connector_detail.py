@@ -220,7 +220,7 @@ def _history() -> list[dl.Panel]:
 # The result of a sync (SPEC §6.2) and its colour.
 SYNC_RESULTS = {"success": "green", "failure": "red", "rescheduled": "orange", "canceled": "text"}
 # Syncs and events arrive by webhook at whichever replica the Service picked: counters add up
-# over replicas, last values take the latest.
+# over replicas, last values take the highest (the latest, for a timestamp).
 SYNCS_IN_RANGE = f"sum by (result) (increase({selector('connector_syncs_total')}[$__range]))"
 SYNC_RATE = (
     f"sum by ({dl.CONNECTOR_KEY}, result) ("
@@ -229,7 +229,8 @@ SYNC_RATE = (
 
 
 def latest(metric: str) -> str:
-    """`metric` once per connector, however many replicas serve it."""
+    """`metric` once per connector, however many replicas serve it: the highest value. For the
+    last sync's duration with replicas that saw different syncs, that is the longer one."""
     return f"max by ({dl.CONNECTOR_KEY}) ({selector(metric)})"
 
 

@@ -31,11 +31,9 @@ BUILTIN_VARIABLES = {
     "$__range": "5m",
 }
 VARIABLE = re.compile(r"\$(\w+)|\$\{(\w+)(?::\w+)?\}")
-# The metrics of SPEC §6 that the dashboards read before the exporter on this branch serves them
-# (webhooks, vendor signals, shards land from other branches). The only names a panel may read
-# without the exporter producing them; a test fails once one of them is served, so this set
-# shrinks to empty as they land.
-PENDING_METRICS = frozenset(
+# The metrics SPEC §6 adds that the dashboards read (tests/grafana/test_spec6_queries.py checks
+# every query of them with promtool).
+SPEC6_METRICS = frozenset(
     {
         # §6.1 vendor signals (connector detail)
         "connector_schema_state",
@@ -54,6 +52,11 @@ PENDING_METRICS = frozenset(
         "connector_exporter_total_shards",
     }
 )
+# The only names a panel may read without the exporter producing them: the SPEC §6 metrics the
+# exporter on this branch does not serve yet (webhooks, vendor signals and shards land from other
+# branches). A test fails once one of them is served: take landed names out (down to
+# `frozenset()`), and the end-to-end test then demands data from their panels.
+PENDING_METRICS = SPEC6_METRICS
 
 
 def load_generator() -> ModuleType:
