@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -56,18 +57,29 @@ def start_exporter(procs: Processes, workdir: Path, poll_interval: str) -> tuple
     return f"http://127.0.0.1:{sim_port}", url
 
 
-def start_prometheus(procs: Processes, workdir: Path, exporter_url: str) -> str:
-    """Prometheus scraping the exporter every second with the shipped rules; its URL."""
+def start_prometheus(procs: Processes, workdir: Path, exporter_url: str, replicas: int = 1) -> str:
+    """Prometheus scraping the exporter every second with the shipped rules; its URL.
+
+    With `replicas` > 1 the one exporter is scraped that many times under the same job, each
+    target with its own `instance` and `pod` as Kubernetes would label HA replicas: the series
+    of two replicas that poll the same fleet, without a second fleet of polls."""
     config = workdir / "prometheus.yml"
     target = exporter_url.removeprefix("http://")
+    targets: list[dict[str, Any]] = [{"targets": [target]}]
+    if replicas > 1:
+        targets = [
+            {
+                "targets": [target],
+                "labels": {"instance": f"replica-{i}", "pod": f"connector-exporter-{i}"},
+            }
+            for i in range(replicas)
+        ]
     config.write_text(
         yaml.safe_dump(
             {
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                 "rule_files": [str(p) for p in RULE_FILES],
-                "scrape_configs": [
-                    {"job_name": "connector-exporter", "static_configs": [{"targets": [target]}]}
-                ],
+                "scrape_configs": [{"job_name": "connector-exporter", "static_configs": targets}],
             }
         )
     )

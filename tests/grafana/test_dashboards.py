@@ -15,15 +15,19 @@ import pytest
 from tests.grafana.dashboards import (
     GENERATOR,
     GRAFANA,
+    PENDING_METRICS,
     UIDS,
     allowed_metric_names,
     committed,
+    exporter_metric_names,
     load_generator,
     metric_names,
     panels,
     problems,
+    recording_rule_names,
     substitute,
     targets,
+    used_metric_names,
 )
 
 DASHBOARDS = committed()
@@ -200,3 +204,74 @@ def test_problems_catches_organize_ordering_by_new_names() -> None:
 
     found = _mutated("connector-fleet-overview.json", change)
     assert any("organize refers to renamed fields ['unhealthy since']" in p for p in found)
+
+
+def test_every_metric_read_is_produced_or_pending() -> None:
+    produced = exporter_metric_names() | recording_rule_names() | {"ALERTS"}
+    assert used_metric_names(DASHBOARDS) - produced <= PENDING_METRICS
+
+
+def test_pending_metrics_are_read_and_not_served_yet() -> None:
+    # Every pending name is one a panel reads (no stale entries) ...
+    assert used_metric_names(DASHBOARDS) >= PENDING_METRICS
+    # ... and none is served yet: once the exporter serves one, take it out of PENDING_METRICS
+    # so that the end-to-end test demands data from its panels.
+    served = PENDING_METRICS & exporter_metric_names()
+    assert not served, f"served now, remove from PENDING_METRICS: {sorted(served)}"
+
+
+def test_new_signals_have_their_panels() -> None:
+    detail = used_metric_names({"d": DASHBOARDS["connector-detail.json"]})
+    health = used_metric_names({"d": DASHBOARDS["connector-exporter-health.json"]})
+    assert {
+        "connector_syncs_total",
+        "connector_last_sync_duration_seconds",
+        "connector_last_event_timestamp_seconds",
+        "connector_schema_state",
+        "connector_manual_schedule",
+        "connector_historical_sync",
+        "connector_issue_info",
+        "connector_sync_progress_ratio",
+    } <= detail
+    assert {
+        "connector_exporter_webhook_requests_total",
+        "connector_exporter_last_poll_failure_reason",
+        "connector_exporter_shard_ordinal",
+        "connector_exporter_total_shards",
+    } <= health
+    exprs = [t.expr for t in targets({"d": DASHBOARDS["connector-exporter-health.json"]})]
+    # accepted vs rejected webhooks: by result over time, and the rejected ones counted
+    assert any("by (vendor, account, result)" in e for e in exprs)
+    assert any('result!~"accepted|duplicate"' in e for e in exprs)
+
+
+def test_problems_catches_a_metric_neither_served_nor_pending() -> None:
+    def change(d: dict[str, Any]) -> None:
+        _first_target(d)["expr"] = (
+            'connector_syncs_total_typo{vendor=~"$vendor", account=~"$account"}'
+        )
+
+    assert "connector_syncs_total_typo" not in PENDING_METRICS
+    found = _mutated("connector-detail.json", change)
+    assert any("unknown metric connector_syncs_total_typo" in p for p in found)
+
+
+def _readme_panel_tables() -> dict[str, list[str]]:
+    """Dashboard title -> the panel column of its table in the README's Dashboards section
+    (rows after the header and the separator)."""
+    text = (GRAFANA.parent / "README.md").read_text()
+    section = text.split("\n## Dashboards\n", 1)[1].split("\n## ", 1)[0]
+    tables: dict[str, list[str]] = {}
+    for part in section.split("\n### ")[1:]:
+        title, _, body = part.partition("\n")
+        rows = [line for line in body.splitlines() if line.startswith("| ")]
+        tables[title] = [row.split(" | ")[0].removeprefix("| ") for row in rows[2:]]
+    return tables
+
+
+def test_readme_lists_every_panel_in_layout_order() -> None:
+    expected = {
+        d["title"]: [p["title"] for p in panels(d) if p["type"] != "row"]
+        for d in DASHBOARDS.values()
+    }
+    assert _readme_panel_tables() == expected
