@@ -19,8 +19,7 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import prometheus as pm
 
-from exporter.model import Health
-from exporter.statuspage import SEVERITY
+from exporter.model import SEVERITY, Health
 
 TAGS = ["connector-exporter"]
 DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -66,7 +65,7 @@ def health_palette(
     return tuple((str(h), colors[h]) for h in order)
 
 
-# The status page's order: healthy, then most urgent first (exporter.statuspage.SEVERITY).
+# The status page's order: healthy, then most urgent first (exporter.model.SEVERITY).
 HEALTH = health_palette((Health.HEALTHY, *SEVERITY), HEALTH_COLORS, Health)
 # The detail dashboard's health timeline plots one number per state (a StateSet has none).
 HEALTH_CODE = {name: code for code, (name, _) in enumerate(HEALTH, start=1)}

@@ -56,7 +56,10 @@ SPEC6_METRICS = frozenset(
 # exporter on this branch does not serve yet (webhooks, vendor signals and shards land from other
 # branches). A test fails once one of them is served: take landed names out (down to
 # `frozenset()`), and the end-to-end test then demands data from their panels.
-PENDING_METRICS = SPEC6_METRICS
+PENDING_METRICS = SPEC6_METRICS - {
+    "connector_exporter_shard_ordinal",
+    "connector_exporter_total_shards",
+}
 
 
 def load_generator() -> ModuleType:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from exporter.model import Health
-from exporter.statuspage import SEVERITY
+from exporter.model import SEVERITY
 from tests.grafana.dashboards import committed, grafana_module, panels
 
 dashlib = grafana_module("dashlib")
