@@ -107,7 +107,10 @@ def headers(sim: Simulator, vendor: str) -> dict[str, str]:
         request = next(basic.auth_flow(httpx.Request("GET", "http://x")))
         return {"Authorization": request.headers["Authorization"]}
     if vendor == "apideck":
-        return {"Authorization": f"Bearer {account['api_key']}", "x-apideck-app-id": account["app_id"]}
+        return {
+            "Authorization": f"Bearer {account['api_key']}",
+            "x-apideck-app-id": account["app_id"],
+        }
     return {"Authorization": f"Bearer {account['token']}"}
 
 
