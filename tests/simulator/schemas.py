@@ -93,10 +93,17 @@ def validator(schema: str, ref: str | None) -> Draft202012Validator:
 
 def problems(endpoint: Endpoint, url: str, body: Any) -> list[str]:
     """What the schema rejects in one served body (empty when it conforms)."""
-    errors = sorted(
-        validator(endpoint.schema, endpoint.ref).iter_errors(body), key=lambda e: e.json_path
-    )
-    return [f"{url} {e.json_path}: {e.message[:200]}" for e in errors]
+    out = []
+    for error in validator(endpoint.schema, endpoint.ref).iter_errors(body):
+        # A failed oneOf/anyOf says only "not valid under any": name the reason deepest in
+        # the document, which is in the branch that was meant (the others fail at its top).
+        cause = error
+        for _ in range(100):
+            if not cause.context:
+                break
+            cause = max(cause.context, key=lambda e: len(e.absolute_path))
+        out.append(f"{url} {cause.json_path}: {cause.message[:200]}")
+    return sorted(out)
 
 
 def headers(sim: Simulator, vendor: str) -> dict[str, str]:

@@ -28,3 +28,76 @@ async def test_every_page_conforms(fleet: Simulator, endpoint: Endpoint) -> None
     async with httpx.AsyncClient(timeout=10) as client:
         problems = await Crawler(fleet, client).check(endpoint)
     assert not problems, "\n".join(problems[:40])
+
+
+async def test_every_health_the_control_api_sets_stays_in_spec(sim: Simulator) -> None:
+    """`set_health` changes vendor fields only to values the schemas allow."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        for vendor, vsim in sim.vendors.items():
+            for i, cid in enumerate(list(vsim.connectors)):
+                health = vsim.healths[i % len(vsim.healths)]
+                response = await client.post(
+                    f"http://127.0.0.1:{sim.port}/_control/{vendor}/connectors/{cid}/health",
+                    json={"health": health},
+                )
+                assert response.status_code == 200, (vendor, cid, health, response.text)
+            assert len(vsim.connectors) >= len(vsim.healths), vendor
+        crawler = Crawler(sim, client)
+        problems = [p for e in ENDPOINTS for p in await crawler.check(e)]
+    assert not problems, "\n".join(problems[:40])
+
+
+# Where the `out_of_spec` fault puts values the published schemas reject; the other endpoints
+# have nothing that real accounts are known to send differently.
+OUT_OF_SPEC_ENDPOINTS = {
+    "fivetran GET /v1/connections",
+    "fivetran GET /v1/connectors",
+    "bindbee GET /api/{ats,lms}/v1/connectors",
+    "apideck GET /connector/connectors",
+    "apideck GET /vault/consumers/{id}",
+    "openint GET /connection",
+    "versori GET /o/{org}/connectors",
+}
+
+
+async def test_out_of_spec_fault_serves_what_the_schemas_reject(sim: Simulator) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        for vendor in sim.vendors:
+            response = await client.post(
+                f"http://127.0.0.1:{sim.port}/_control/{vendor}/faults",
+                json={"mode": "out_of_spec"},
+            )
+            assert response.status_code == 200, response.text
+        crawler = Crawler(sim, client)
+        rejected = {e.name: await crawler.check(e) for e in ENDPOINTS}
+    assert {name for name, problems in rejected.items() if problems} == OUT_OF_SPEC_ENDPOINTS
+    text = "\n".join(p for problems in rejected.values() for p in problems)
+    # one of each kind of deviation, by the value the schema rejects
+    for expected in (
+        "failed_at: None is not of type 'string'",
+        "rescheduled_for: None is not of type 'string'",
+        "config.host: 'db.internal' is not of type 'object'",
+        "'PENDING_REVIEW' is not one of",
+        "'sunset' is not one of",
+        "'archived' is not one of",
+        "None is not one of",
+        "credentials_expire_at: 0 is not of type 'string', 'null'",
+        "'expired' is not one of",
+        "credential.type: 'oauth2' is not one of",
+    ):
+        assert expected in text, expected
+
+
+async def test_out_of_spec_fault_ends_with_the_fault(sim: Simulator) -> None:
+    """The fault alters what is served, never the fleet: cleared, every page conforms again."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        base = f"http://127.0.0.1:{sim.port}/_control"
+        for vendor in sim.vendors:
+            await client.post(f"{base}/{vendor}/faults", json={"mode": "out_of_spec", "count": 3})
+        crawler = Crawler(sim, client)
+        for endpoint in ENDPOINTS:
+            await crawler.crawl(endpoint)
+        for vendor in sim.vendors:
+            assert (await client.delete(f"{base}/{vendor}/faults")).status_code == 204
+        problems = [p for e in ENDPOINTS for p in await crawler.check(e)]
+    assert not problems, "\n".join(problems[:40])
