@@ -29,13 +29,7 @@ from exporter.vendors.base import MAX_RESPONSE_BYTES
 #   takes it past the exporter's size cap, streamed);
 # - the listing's pagination: `cursor_loop` (a cursor handed out again / `offset` ignored),
 #   `endless` (always another page behind a fresh cursor or a growing `total`), `duplicates`
-#   (each page starts with the last item of the page before);
-# - the data: `out_of_spec` (the listing as real accounts are known to send it where that
-#   differs from the vendor's published schema, and the values the schema has no room for:
-#   each simulator's `out_of_spec()` says which). Without it every page validates against
-#   tests/schemas/ (tests/simulator/test_schemas.py);
-# - Apideck's Vault: `consumer_deleted` (the consumer listing names one more consumer, whose
-#   detail request then answers 404, as when it is deleted between the two requests).
+#   (each page starts with the last item of the page before).
 FAULT_MODES = (
     "error",
     "rate_limit",
@@ -51,9 +45,19 @@ FAULT_MODES = (
     "endless",
     "duplicates",
     "unauthorized",
-    "out_of_spec",
-    "consumer_deleted",
 )
+# Scenarios: what a vendor's data says rather than how it is delivered, set like a fault (a
+# `Fault` with one of these modes). Kept apart from FAULT_MODES, which the reliability tests
+# sweep expecting each to fail or survive a poll in its own way.
+# - `out_of_spec`: the listing as real accounts are known to send it where that differs from
+#   the vendor's published schema, and values the schema has no room for (each simulator's
+#   `out_of_spec()` says which). Without it every page validates against tests/schemas/
+#   (tests/simulator/test_schemas.py).
+# - `consumer_deleted` (Apideck): the consumer listing names one more consumer, whose detail
+#   request then answers 404, as when it is deleted between the two requests.
+SCENARIO_MODES = ("out_of_spec", "consumer_deleted")
+ALL_MODES = FAULT_MODES + SCENARIO_MODES
+
 # Modes applied to a vendor handler's real 200 answer rather than instead of it.
 BODY_FAULTS = frozenset({"truncated", "wrong_content_type", "huge"})
 PAGING_FAULTS = frozenset({"cursor_loop", "endless", "duplicates"})

@@ -163,9 +163,8 @@ async def test_apideck_generated_fleet_with_one_connection_per_consumer() -> Non
 async def test_apideck_consumer_deleted_between_listing_and_detail(sim: Simulator) -> None:
     base = f"http://127.0.0.1:{sim.port}"
     auth = headers(sim, "apideck")
+    sim.vendors["apideck"].fault = Fault(mode="consumer_deleted")
     async with httpx.AsyncClient(timeout=10, base_url=base) as client:
-        r = await client.post("/_control/apideck/faults", json={"mode": "consumer_deleted"})
-        assert r.status_code == 200
         listed = (await client.get("/apideck/vault/consumers", headers=auth)).json()["data"]
         ids = [c["consumer_id"] for c in listed]
         assert apideck.DELETED_CONSUMER in ids

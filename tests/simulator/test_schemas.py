@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from exporter.simulator import Simulator
+from exporter.simulator.base import Fault
 from tests.simulator.schemas import ENDPOINTS, Crawler, Endpoint
 
 SIZES = {"fivetran": 45, "bindbee": 45, "apideck": 45, "openint": 45, "versori": 45}
@@ -61,13 +62,9 @@ OUT_OF_SPEC_ENDPOINTS = {
 
 
 async def test_out_of_spec_fault_serves_what_the_schemas_reject(sim: Simulator) -> None:
+    for vsim in sim.vendors.values():
+        vsim.fault = Fault(mode="out_of_spec")
     async with httpx.AsyncClient(timeout=10) as client:
-        for vendor in sim.vendors:
-            response = await client.post(
-                f"http://127.0.0.1:{sim.port}/_control/{vendor}/faults",
-                json={"mode": "out_of_spec"},
-            )
-            assert response.status_code == 200, response.text
         crawler = Crawler(sim, client)
         rejected = {e.name: await crawler.check(e) for e in ENDPOINTS}
     assert {name for name, problems in rejected.items() if problems} == OUT_OF_SPEC_ENDPOINTS
@@ -92,8 +89,8 @@ async def test_out_of_spec_fault_ends_with_the_fault(sim: Simulator) -> None:
     """The fault alters what is served, never the fleet: cleared, every page conforms again."""
     async with httpx.AsyncClient(timeout=10) as client:
         base = f"http://127.0.0.1:{sim.port}/_control"
-        for vendor in sim.vendors:
-            await client.post(f"{base}/{vendor}/faults", json={"mode": "out_of_spec", "count": 3})
+        for vsim in sim.vendors.values():
+            vsim.fault = Fault(mode="out_of_spec")
         crawler = Crawler(sim, client)
         for endpoint in ENDPOINTS:
             await crawler.crawl(endpoint)
