@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from exporter.simulator.base import Fault, VendorSim, int_param, iso, json_body
+from exporter.simulator.base import PAGING_FAULTS, Fault, VendorSim, int_param, iso, json_body
 
 TOKEN = "sim-openint-token"  # noqa: S105 - the simulator's published demo credential
 MAX_LIMIT = 3000  # seed: "Required range: 0 <= x <= 3000"
@@ -219,7 +219,8 @@ class OpenintSim(VendorSim):
                 status=400,
             )
         page, total = self._offset_page(items, offset, limit, fault)
-        if catalog:
+        if catalog and (fault is None or fault.mode not in PAGING_FAULTS):
+            # as the server computes it; a paging fault keeps its own `total`
             total = len(page)
         else:
             page = self.served(page, fault)

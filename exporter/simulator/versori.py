@@ -30,7 +30,8 @@ def message(text: str, severity: str) -> dict[str, Any]:
 
 
 # The members each AuthSchemeConfig variant requires besides id and description (the schema's
-# oneOf picks the variant by `schemeType`), and the CredentialType a credential for it has.
+# oneOf picks the variant by `schemeType`), and the CredentialType a credential for it has (our
+# pick from the enum: the definition does not tie credential types to scheme types).
 SCHEME_FIELDS: dict[str, dict[str, Any]] = {
     "oauth2": {
         "authorizeUrl": "https://login.example/oauth2/authorize",
