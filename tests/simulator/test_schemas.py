@@ -10,6 +10,7 @@ import pytest
 from exporter.simulator import Simulator
 from exporter.simulator.base import Fault
 from tests.simulator.schemas import ENDPOINTS, Crawler, Endpoint
+from tests.simulator.schemas import problems as schema_problems
 
 SIZES = {"fivetran": 45, "bindbee": 45, "apideck": 45, "openint": 45, "versori": 45}
 
@@ -27,7 +28,10 @@ async def fleet(request: pytest.FixtureRequest) -> AsyncIterator[Simulator]:
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=[e.name for e in ENDPOINTS])
 async def test_every_page_conforms(fleet: Simulator, endpoint: Endpoint) -> None:
     async with httpx.AsyncClient(timeout=10) as client:
-        problems = await Crawler(fleet, client).check(endpoint)
+        pages = await Crawler(fleet, client).crawl(endpoint)
+    # several pages (or consumers): pagination and every connector are exercised
+    assert len(pages) >= 2, [url for url, _ in pages]
+    problems = [p for url, body in pages for p in schema_problems(endpoint, url, body)]
     assert not problems, "\n".join(problems[:40])
 
 
