@@ -8,8 +8,11 @@ Every vendor API lives under `/<vendor>` (its `base_url`), and a control API und
 - `PATCH /_control/{vendor}/connectors/{id}` (a JSON object merged in), `DELETE` (removes it)
   (`{id}` is the exporter's `connector_id`, slashes included, e.g. `consumer/connection`)
 - `POST /_control/{vendor}/faults` `{"mode": "error", "count": 2, "status": 503,
-  "retry_after": "1", "delay": 5}` (modes: `FAULT_MODES` in base.py; `"retry_after": null`
-  sends no Retry-After); `DELETE /_control/{vendor}/faults`
+  "retry_after": "1", "delay": 5}` (modes: `FAULT_MODES` and the out-of-spec scenarios
+  `SCENARIO_MODES` in base.py; `"retry_after": null` sends no Retry-After);
+  `DELETE /_control/{vendor}/faults`
+- `POST /_control/{vendor}/settings` `{"latency_ms": 150, "size": 1000}` (and vendor knobs such
+  as Apideck's `per_consumer`)
 - `POST /_control/reset`: the initial fleets, no faults
 """
 
@@ -26,7 +29,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from exporter.simulator.base import FAULT_MODES, Fault, VendorSim, deep_merge
+from exporter.simulator.base import ALL_MODES, Fault, VendorSim, deep_merge
 from exporter.vendors import REGISTRY
 
 
@@ -86,6 +89,7 @@ class Simulator:
         app.router.add_delete("/_control/{vendor}/connectors/{id:.+}", self._delete)
         app.router.add_post("/_control/{vendor}/faults", self._set_fault)
         app.router.add_delete("/_control/{vendor}/faults", self._clear_fault)
+        app.router.add_post("/_control/{vendor}/settings", self._settings)
         app.router.add_post("/_control/reset", self._reset)
         return app
 
@@ -159,8 +163,8 @@ class Simulator:
     async def _set_fault(self, request: web.Request) -> web.Response:
         sim = self._vendor(request)
         body = await request.json()
-        if not isinstance(body, dict) or body.get("mode") not in FAULT_MODES:
-            raise web.HTTPBadRequest(text=f"mode must be one of: {', '.join(FAULT_MODES)}")
+        if not isinstance(body, dict) or body.get("mode") not in ALL_MODES:
+            raise web.HTTPBadRequest(text=f"mode must be one of: {', '.join(ALL_MODES)}")
         fields = {k: body[k] for k in ("count", "status", "retry_after", "delay") if k in body}
         sim.fault = Fault(mode=body["mode"], **fields)
         return web.json_response({"mode": sim.fault.mode, "count": sim.fault.count})
@@ -168,6 +172,32 @@ class Simulator:
     async def _clear_fault(self, request: web.Request) -> web.Response:
         self._vendor(request).fault = None
         return web.Response(status=204)
+
+    async def _settings(self, request: web.Request) -> web.Response:
+        """`{"latency_ms": 150}` delays every API answer; `{"size": N}` serves N generated
+        connectors (null: the curated fleet); vendor-specific knobs (e.g. `per_consumer`) too."""
+        sim = self._vendor(request)
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise web.HTTPBadRequest(text="expected a JSON object")
+        for key, value in body.items():
+            if key == "size":
+                if value is not None and (not isinstance(value, int) or value < 0):
+                    raise web.HTTPBadRequest(text="size: a whole number or null")
+                continue
+            current = getattr(sim, key, None)
+            if (
+                key.startswith("_")
+                or not isinstance(current, int | float)
+                or isinstance(current, bool)
+            ):
+                raise web.HTTPBadRequest(text=f"{sim.name} has no numeric setting {key!r}")
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise web.HTTPBadRequest(text=f"{key}: a number >= 0")
+            setattr(sim, key, type(current)(value))
+        if "size" in body:
+            sim.resize(body["size"])
+        return web.json_response({"size": sim.size, "latency_ms": sim.latency_ms})
 
     async def _reset(self, _: web.Request) -> web.Response:
         for sim in self.vendors.values():

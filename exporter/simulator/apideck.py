@@ -2,12 +2,20 @@
 
 Vault follows apideck-libraries/openapi-specs vault.yml: `GET /vault/consumers` lists consumers
 with the services they use but no connections; `GET /vault/consumers/{consumer_id}` returns the
-consumer with its `connections` (schema ConsumerConnection).
+consumer with its `connections` (schema ConsumerConnection, tests/schemas/). Its timestamps are
+ISO 8601 strings or null; the Unix milliseconds (0 = none) of vault.yml's other `Connection`
+schema are served only under the `out_of_spec` fault.
+
+For a benchmark: `latency_ms` delays every request, and `per_consumer` sets how many
+connections each consumer of a generated fleet has (1: as many consumers as connections).
 """
 
 from __future__ import annotations
 
+import copy
 import time
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
@@ -32,6 +40,8 @@ _REASONS = {
 QUOTA_MESSAGE = "Request limit reached for the current billing period"
 # Consumers exist before they connect anything (Vault creates them with a session).
 EMPTY_CONSUMERS = ("hooli",)
+# Listed under the `consumer_deleted` fault, gone (404) by the time its detail is asked for.
+DELETED_CONSUMER = "deleted-consumer"
 
 
 def error(status: int, message: str, detail: str = "") -> web.Response:
@@ -48,14 +58,17 @@ def error(status: int, message: str, detail: str = "") -> web.Response:
     return web.json_response(body, status=status)
 
 
-def ms(ts: float) -> int:
-    return int(ts * 1000)
+def ms(value: Any) -> int:
+    """An ISO 8601 timestamp (or None) as vault.yml's `Connection` sends it: Unix ms, 0 = none."""
+    if not isinstance(value, str):
+        return 0
+    return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 def catalog_entry(cid: str, name: str, status: str, auth_type: str = "oauth2") -> dict[str, Any]:
     """A connector of the catalog, shaped like the seed's List Connectors item."""
     unified_api, _, service_id = cid.partition("+")
-    return {
+    entry: dict[str, Any] = {
         "id": cid,
         "name": name,
         "status": status,
@@ -65,13 +78,16 @@ def catalog_entry(cid: str, name: str, status: str, auth_type: str = "oauth2") -
         "auth_type": auth_type,
         "auth_only": False,
         "blind_mapped": False,
-        "oauth_grant_type": "authorization_code" if auth_type == "oauth2" else None,
         "service_id": service_id,
         "unified_apis": [{"id": unified_api, "name": unified_api.upper() + " API"}],
         "supported_resources": [{"id": "companies", "name": "Companies", "status": "live"}],
         "webhook_support": {"mode": "virtual"},
         "schema_support": {"supported": False},
     }
+    if auth_type == "oauth2":
+        # an enum without null: connectors without OAuth leave it out
+        entry["oauth_grant_type"] = "authorization_code"
+    return entry
 
 
 CATALOG = (
@@ -81,14 +97,24 @@ CATALOG = (
     catalog_entry("accounting+exact-online", "Exact Online", "early-access"),
     catalog_entry("ats+teamtailor", "Teamtailor", "development", "apiKey"),
     catalog_entry("crm+copper", "Copper", "considering"),
-    catalog_entry("pos+square", "Square", "sunset"),  # a status the seed does not list
+    # `sunset` under the `out_of_spec` fault (CATALOG_OUT_OF_SPEC)
+    catalog_entry("pos+square", "Square", "live"),
 )
+# What the `out_of_spec` fault changes in the catalog: a status the published enum does not have,
+# and a null where the enum has none.
+CATALOG_OUT_OF_SPEC: dict[str, dict[str, Any]] = {
+    "pos+square": {"status": "sunset"},
+    "hris+bamboohr": {"oauth_grant_type": None},
+}
 
 
 def connection(
     consumer_id: str, cid: str, name: str, now: float, **overrides: Any
 ) -> dict[str, Any]:
-    """A ConsumerConnection (vault.yml), callable and healthy unless overridden."""
+    """A ConsumerConnection (vault.yml), callable and healthy unless overridden.
+
+    An override `health=None` leaves `health` out (its enum has no null).
+    """
     unified_api, _, service_id = cid.partition("+")
     item: dict[str, Any] = {
         "id": cid,
@@ -106,17 +132,22 @@ def connection(
         "updated_at": iso(now - DAY),
         "state": "callable",
         "health": "ok",
-        "credentials_expire_at": 0,
-        "last_refresh_failed_at": 0,
+        "credentials_expire_at": None,
+        "last_refresh_failed_at": None,
     }
     item.update(overrides)
+    if item["health"] is None:
+        del item["health"]
     return item
 
 
 def curated(now: float) -> list[dict[str, Any]]:
-    """Every state and health rule of SPEC §5's apideck row."""
+    """Every state and health rule of SPEC §5's apideck row and every signal of §6.1."""
     return [
-        connection("acme", "crm+salesforce", "Salesforce", now),
+        # SPEC §6.1: an OAuth access token that expires within the hour and refreshes by itself
+        connection(
+            "acme", "crm+salesforce", "Salesforce", now, credentials_expire_at=iso(now + HOUR)
+        ),
         connection("acme", "hris+bamboohr", "BambooHR", now, auth_type="apiKey", health=None),
         connection("acme", "crm+hubspot", "HubSpot", now, enabled=False),
         connection(
@@ -126,7 +157,7 @@ def curated(now: float) -> list[dict[str, Any]]:
             now,
             state="invalid",
             health="needs_auth",
-            last_refresh_failed_at=ms(now - 2 * HOUR),
+            last_refresh_failed_at=iso(now - 2 * HOUR),
         ),
         connection("globex", "accounting+exact-online", "Exact Online", now, health="revoked"),
         connection(
@@ -140,18 +171,36 @@ def curated(now: float) -> list[dict[str, Any]]:
             "Pipedrive",
             now,
             health="pending_refresh",
-            # the embedded schema documents ISO 8601 strings here; the exporter takes both
             credentials_expire_at=iso(now + 5 * DAY),
             last_refresh_failed_at=iso(now - 0.5 * HOUR),
         ),
         connection("umbrella", "crm+copper", "Copper", now, health="degraded"),
         connection("umbrella", "hris+personio", "Personio", now, health="needs_consent"),
-        connection("umbrella", "crm+close", "Close", now, state="archived"),
+        # `archived` (a state out of the enum) under the `out_of_spec` fault (OUT_OF_SPEC)
+        connection("umbrella", "crm+close", "Close", now),
+        # SPEC §6.1: authorized, waiting for the end user to confirm the connection
+        connection(
+            "umbrella",
+            "accounting+xero",
+            "Xero",
+            now,
+            state="authorized",
+            health="pending_confirmation",
+        ),
     ]
 
 
-def generated(now: float, size: int) -> list[dict[str, Any]]:
-    """`size` connections over consumers of ten connections each, a steady share unhealthy."""
+# Per connection (the control API's id), what the `out_of_spec` fault changes besides the
+# timestamps: values the published enums do not have, and a null where the enum has none.
+OUT_OF_SPEC: dict[str, dict[str, Any]] = {
+    "umbrella/crm+close": {"state": "archived"},
+    "acme/hris+bamboohr": {"health": None},
+}
+
+
+def generated(now: float, size: int, per_consumer: int = 10) -> list[dict[str, Any]]:
+    """`size` connections over consumers of `per_consumer` connections each, a steady share
+    unhealthy."""
     out = []
     for i in range(size):
         overrides: dict[str, Any] = {}
@@ -159,12 +208,21 @@ def generated(now: float, size: int) -> list[dict[str, Any]]:
         if kind == 1:
             overrides.update(state="invalid", health="needs_auth")
         elif kind == 2:
-            overrides.update(health="pending_refresh", last_refresh_failed_at=ms(now - 60))
+            overrides.update(health="pending_refresh", last_refresh_failed_at=iso(now - 60))
         elif kind == 3:
             overrides["enabled"] = False
+        elif kind == 4:
+            overrides["credentials_expire_at"] = iso(now + HOUR)
+        elif kind == 5:
+            overrides.update(state="authorized", health="pending_confirmation")
+        slot = i % per_consumer
         out.append(
             connection(
-                f"customer-{i // 10:06d}", f"crm+svc{i % 10}", f"Svc {i % 10}", now, **overrides
+                f"customer-{i // per_consumer:06d}",
+                f"crm+svc{slot}",
+                f"Svc {slot}",
+                now,
+                **overrides,
             )
         )
     return out
@@ -188,6 +246,13 @@ class ApideckSim(VendorSim):
         "paused",
     )
 
+    def __init__(
+        self, size: int | None = None, *, latency_ms: float = 0.0, per_consumer: int = 10
+    ) -> None:
+        # Connections per consumer in a generated fleet; resize() applies a change.
+        self.per_consumer = max(1, per_consumer)
+        super().__init__(size, latency_ms=latency_ms)
+
     def reset(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
         self.connectors = {key(c): c for c in self.fleet(now, self.size)}
@@ -195,18 +260,26 @@ class ApideckSim(VendorSim):
         self.fault = None
 
     def fleet(self, now: float, size: int | None) -> list[dict[str, Any]]:
-        return curated(now) if size is None else generated(now, size)
+        return curated(now) if size is None else generated(now, size, self.per_consumer)
 
     def set_health(self, c: dict[str, Any], health: str, now: float) -> None:
         c.update(enabled=health != "paused", state="callable", health="ok")
-        c.update(credentials_expire_at=0, last_refresh_failed_at=0)
+        c.update(credentials_expire_at=None, last_refresh_failed_at=None)
         if health == "relink_needed":
-            c.update(state="invalid", health="needs_auth", last_refresh_failed_at=ms(now))
+            c.update(state="invalid", health="needs_auth", last_refresh_failed_at=iso(now))
         elif health == "incomplete":
             c.update(state="added", health="missing_settings")
         elif health == "degraded":
-            c.update(health="pending_refresh", last_refresh_failed_at=ms(now))
-            c["credentials_expire_at"] = ms(now + 7 * DAY)
+            c.update(health="pending_refresh", last_refresh_failed_at=iso(now))
+            c["credentials_expire_at"] = iso(now + 7 * DAY)
+
+    def out_of_spec(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A ConsumerConnection with vault.yml `Connection`'s millisecond timestamps and the
+        values OUT_OF_SPEC gives it."""
+        for field in ("credentials_expire_at", "last_refresh_failed_at"):
+            item[field] = ms(item.get(field))
+        item.update(OUT_OF_SPEC.get(key(item), {}))
+        return item
 
     def authorized(self, request: web.Request) -> bool:
         return (
@@ -231,19 +304,35 @@ class ApideckSim(VendorSim):
             return error(status, message), fault
         return response, fault
 
-    def _consumer_ids(self) -> list[str]:
-        ids = [c["consumer_id"] for c in self.connectors.values()]
-        return list(dict.fromkeys([*ids, *EMPTY_CONSUMERS]))
+    def _services(self) -> dict[str, set[str]]:
+        """Every consumer's services, in listing order (consumers without any last)."""
+        services: dict[str, set[str]] = {}
+        for c in self.connectors.values():
+            services.setdefault(c["consumer_id"], set()).add(c["service_id"])
+        for cid in EMPTY_CONSUMERS:
+            services.setdefault(cid, set())
+        return services
 
-    async def _list(self, request: web.Request, items: list[dict[str, Any]]) -> web.Response:
+    async def _list(
+        self,
+        request: web.Request,
+        items: list[dict[str, Any]],
+        alter: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> web.Response:
+        """A cursor-paged listing; `alter` changes copies of the page's items under the
+        `out_of_spec` fault."""
         response, fault = await self._guard(request)
         if response is not None:
             return response
         limit = int_param(request, "limit", DEFAULT_LIMIT)
         if limit is None or not 1 <= limit <= MAX_LIMIT:
             return error(400, "Invalid Params", "limit must be between 1 and 200")
+        if fault is not None and fault.mode == "consumer_deleted" and items:
+            items = [*items, {**items[-1], "consumer_id": DELETED_CONSUMER}]
         cursor = request.query.get("cursor")
         page, next_cursor = self.page(items, cursor, limit, fault)
+        if fault is not None and fault.mode == "out_of_spec" and alter is not None:
+            page = [alter(copy.deepcopy(item)) for item in page]
         base = str(request.url.with_query(None))
         return json_body(
             {
@@ -263,7 +352,11 @@ class ApideckSim(VendorSim):
         )
 
     async def _catalog(self, request: web.Request) -> web.Response:
-        return await self._list(request, self.catalog)
+        def alter(entry: dict[str, Any]) -> dict[str, Any]:
+            entry.update(CATALOG_OUT_OF_SPEC.get(str(entry.get("id")), {}))
+            return entry
+
+        return await self._list(request, self.catalog, alter)
 
     async def _consumers(self, request: web.Request) -> web.Response:
         now = time.time()
@@ -277,16 +370,14 @@ class ApideckSim(VendorSim):
                 "created": iso(now - 90 * DAY),
                 "modified": iso(now - DAY),
                 "request_count_updated": iso(now - HOUR),
-                "services": sorted(
-                    {c["service_id"] for c in self.connectors.values() if c["consumer_id"] == cid}
-                ),
+                "services": sorted(services),
             }
-            for cid in self._consumer_ids()
+            for cid, services in self._services().items()
         ]
         return await self._list(request, consumers)
 
     async def _consumer(self, request: web.Request) -> web.Response:
-        response, _ = await self._guard(request)
+        response, fault = await self._guard(request)
         if response is not None:
             return response
         cid = request.match_info["consumer_id"]
@@ -301,7 +392,7 @@ class ApideckSim(VendorSim):
                     "consumer_id": cid,
                     "application_id": self.app_id,
                     "metadata": {"account_name": cid.title()},
-                    "connections": connections,
+                    "connections": self.served(connections, fault),
                     "services": sorted({c["service_id"] for c in connections}),
                 },
             }

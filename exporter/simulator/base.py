@@ -46,6 +46,18 @@ FAULT_MODES = (
     "duplicates",
     "unauthorized",
 )
+# Scenarios: what a vendor's data says rather than how it is delivered, set like a fault (a
+# `Fault` with one of these modes). Kept apart from FAULT_MODES, which the reliability tests
+# sweep expecting each to fail or survive a poll in its own way.
+# - `out_of_spec`: the listing as real accounts are known to send it where that differs from
+#   the vendor's published schema, and values the schema has no room for (each simulator's
+#   `out_of_spec()` says which). Without it every page validates against tests/schemas/
+#   (tests/simulator/test_schemas.py).
+# - `consumer_deleted` (Apideck): the consumer listing names one more consumer, whose detail
+#   request then answers 404, as when it is deleted between the two requests.
+SCENARIO_MODES = ("out_of_spec", "consumer_deleted")
+ALL_MODES = FAULT_MODES + SCENARIO_MODES
+
 # Modes applied to a vendor handler's real 200 answer rather than instead of it.
 BODY_FAULTS = frozenset({"truncated", "wrong_content_type", "huge"})
 PAGING_FAULTS = frozenset({"cursor_loop", "endless", "duplicates"})
@@ -89,8 +101,11 @@ class VendorSim(ABC):
     # health values the simulator can put a connector into (what the vendor can express)
     healths: ClassVar[tuple[str, ...]]
 
-    def __init__(self, size: int | None = None) -> None:
+    def __init__(self, size: int | None = None, *, latency_ms: float = 0.0) -> None:
         self.size = size
+        # Every API request waits this long before it is answered (a benchmark's distant API);
+        # settable at any time.
+        self.latency_ms = latency_ms
         self.connectors: dict[str, dict[str, Any]] = {}
         self.fault: Fault | None = None
         self.requests = 0
@@ -128,6 +143,16 @@ class VendorSim(ABC):
     @abstractmethod
     def add_routes(self, app: web.Application, prefix: str) -> None: ...
 
+    def out_of_spec(self, item: dict[str, Any]) -> dict[str, Any]:
+        """`item` (a copy, free to change) as served under the `out_of_spec` fault."""
+        return item
+
+    def served(self, items: list[dict[str, Any]], fault: Fault | None) -> list[dict[str, Any]]:
+        """The items a listing answers with: altered copies under the `out_of_spec` fault."""
+        if fault is None or fault.mode != "out_of_spec":
+            return items
+        return [self.out_of_spec(copy.deepcopy(item)) for item in items]
+
     # --- helpers for the vendor handlers ------------------------------------------------
     def take_fault(self) -> Fault | None:
         fault = self.fault
@@ -142,6 +167,8 @@ class VendorSim(ABC):
     async def guard(self, request: web.Request) -> tuple[web.Response | None, Fault | None]:
         """Auth and the fault switch, before a vendor handler answers. Returns (response, fault)."""
         self.requests += 1
+        if self.latency_ms > 0:
+            await asyncio.sleep(self.latency_ms / 1000)
         fault = self.take_fault()
         request[_FAULT] = fault
         if fault is not None:

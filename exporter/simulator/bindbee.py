@@ -1,4 +1,5 @@
-"""Fake Bindbee API following seeds/bindbee-list-connectors.txt (HRIS, ATS, LMS)."""
+"""Fake Bindbee API following seeds/bindbee-list-connectors.txt (HRIS, ATS, LMS) and the published
+schema (tests/schemas/bindbee_connectors.json)."""
 
 from __future__ import annotations
 
@@ -39,15 +40,22 @@ def connector(
         "completed_at": iso(now - 30 * 24 * HOUR),
         "created_at": iso(now - 31 * 24 * HOUR),
     }
+    if category == "hris":
+        # Only the HRIS listing carries these (HrisConnectorResponse); `sync_progress` is how
+        # far a running sync has got, in percent.
+        item.update(sync_progress=None, total_employees=412, active_employees=388)
+        item["avg_sync_duration"] = "0:07:42"
     item.update(overrides)
     return item
 
 
 def curated(now: float) -> list[dict[str, Any]]:
-    """Every state of SPEC §5's bindbee row."""
+    """Every state of SPEC §5's bindbee row and every signal of §6.1."""
     return [
         connector("bamboohr", "hris", now),
-        connector("workday", "hris", now, end_user="Globex", sync_status="Syncing"),
+        connector(
+            "workday", "hris", now, end_user="Globex", sync_status="Syncing", sync_progress=40
+        ),
         connector(
             "ukg-pro",
             "hris",
@@ -66,13 +74,24 @@ def curated(now: float) -> list[dict[str, Any]]:
             last_sync_start_time=None,
             next_sync_start_time=None,
             completed_at=None,
+            total_employees=None,
+            active_employees=None,
+            avg_sync_duration=None,
         ),
         connector("rippling", "hris", now, end_user="Hooli", sync_status="Failed"),
         connector("hibob", "hris", now, end_user="Stark", is_active=False),
+        # SPEC §6.1: a customer's sandbox, linked to try the integration out
+        connector("bamboohr", "hris", now, end_user="Acme Sandbox", is_test_connector=True),
         connector("greenhouse", "ats", now),
-        connector("lever", "ats", now, end_user="Globex", status="PENDING_REVIEW"),
+        # Its status is out of the schema's enum under the `out_of_spec` fault (OUT_OF_SPEC).
+        connector("lever", "ats", now, end_user="Globex"),
         connector("docebo", "lms", now),
     ]
+
+
+# Per connector (`integration_slug/end_user`), what the `out_of_spec` fault changes: a status
+# the published enum does not have.
+OUT_OF_SPEC: dict[str, dict[str, Any]] = {"lever/Globex": {"status": "PENDING_REVIEW"}}
 
 
 class BindbeeSim(VendorSim):
@@ -89,10 +108,21 @@ class BindbeeSim(VendorSim):
     def fleet(self, now: float, size: int | None) -> list[dict[str, Any]]:
         if size is None:
             return curated(now)
-        return [
-            connector(f"app-{i:06d}", CATEGORIES[i % 3], now, end_user=f"Customer {i}")
-            for i in range(size)
-        ]
+        out = []
+        for i in range(size):
+            category = CATEGORIES[i % 3]
+            overrides: dict[str, Any] = {}
+            kind = i % 20
+            if kind == 1:
+                overrides["sync_status"] = "Syncing"
+                if category == "hris":
+                    overrides["sync_progress"] = 55
+            elif kind == 2:
+                overrides["sync_status"] = "Failed"
+            elif kind == 3:
+                overrides["is_test_connector"] = True
+            out.append(connector(f"app-{i:06d}", category, now, f"Customer {i}", **overrides))
+        return out
 
     def set_health(self, c: dict[str, Any], health: str, now: float) -> None:
         c.update(is_active=health != "paused", status="COMPLETE", sync_status="Done")
@@ -103,6 +133,12 @@ class BindbeeSim(VendorSim):
             c["status"] = "INCOMPLETE"
         elif health == "failing":
             c["sync_status"] = "Failed"
+        if "sync_progress" in c:
+            c["sync_progress"] = None
+
+    def out_of_spec(self, item: dict[str, Any]) -> dict[str, Any]:
+        item.update(OUT_OF_SPEC.get(f"{item['integration_slug']}/{item['end_user']}", {}))
+        return item
 
     def authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.token}"
@@ -137,7 +173,9 @@ class BindbeeSim(VendorSim):
         # Each category is its own listing, paged independently.
         listing = [c for c in self.connectors.values() if c.get("category") == category.upper()]
         items, cursor = self.page(listing, request.query.get("cursor"), size, fault)
-        return json_body({"cursor": cursor, "page_size": len(items), "items": items})
+        return json_body(
+            {"cursor": cursor, "page_size": len(items), "items": self.served(items, fault)}
+        )
 
 
 SIMULATOR = BindbeeSim

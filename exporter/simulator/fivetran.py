@@ -1,4 +1,5 @@
-"""Fake Fivetran API following seeds/fivetran-list-connectors.txt."""
+"""Fake Fivetran API following seeds/fivetran-list-connectors.txt and the published schema
+(tests/schemas/fivetran_list_connections.json)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,19 @@ DEFAULT_LIMIT = 100
 HOUR = 3600.0
 
 
+# Timestamps a connection may not have (never synced, never failed, nothing rescheduled): the
+# schema types them as strings without null, so a conforming answer leaves them out; real
+# accounts send null (the `out_of_spec` fault).
+NULLABLE = ("succeeded_at", "failed_at")
+NULLABLE_STATUS = ("rescheduled_for",)
+
+
 def connection(cid: str, now: float, **overrides: Any) -> dict[str, Any]:
-    """A connection object shaped like the seed, healthy unless overridden."""
-    status = {
+    """A connection object shaped like fivetran_list_connections.json, healthy unless overridden.
+
+    An override of None leaves the field out.
+    """
+    status: dict[str, Any] = {
         "tasks": [],
         "warnings": [],
         "schema_status": "ready",
@@ -27,7 +38,6 @@ def connection(cid: str, now: float, **overrides: Any) -> dict[str, Any]:
         "setup_state": "connected",
         "sync_state": "scheduled",
         "is_historical_sync": False,
-        "rescheduled_for": None,
     }
     status.update(overrides.pop("status", {}))
     item: dict[str, Any] = {
@@ -36,13 +46,15 @@ def connection(cid: str, now: float, **overrides: Any) -> dict[str, Any]:
         "schema": cid.replace("ft_", ""),
         "paused": False,
         "status": status,
-        "config": {"host": "db.internal", "port": 5432},
+        # The schema types every `config` value as an object (Fivetran's OpenAPI renders a map
+        # of anything that way); real accounts send plain values (the `out_of_spec` fault).
+        "config": {"connection": {"host": "db.internal", "port": 5432}},
         "daily_sync_time": "14:00",
         "succeeded_at": iso(now - 0.5 * HOUR),
         "sync_frequency": 360,
         "group_id": "warehouse_prod",
         "connected_by": "user_sim",
-        "setup_tests": [{"title": "Connection", "status": "PASSED", "message": "", "details": ""}],
+        "setup_tests": [{"title": "Connection", "status": "PASSED", "message": "", "details": {}}],
         "source_sync_details": {},
         "service_version": 1,
         "created_at": iso(now - 90 * 24 * HOUR),
@@ -59,11 +71,30 @@ def connection(cid: str, now: float, **overrides: Any) -> dict[str, Any]:
         },
     }
     item.update(overrides)
+    for fields, target in ((NULLABLE, item), (NULLABLE_STATUS, status)):
+        for field in fields:
+            if target.get(field, "") is None:
+                del target[field]
+    return item
+
+
+def out_of_spec(item: dict[str, Any]) -> dict[str, Any]:
+    """A connection as real accounts send it where that differs from the schema."""
+    for field in NULLABLE:
+        item.setdefault(field, None)
+    for field in NULLABLE_STATUS:
+        item["status"].setdefault(field, None)
+    config = item.get("config") or {}
+    item["config"] = {
+        k: v for value in config.values() if isinstance(value, dict) for k, v in value.items()
+    }
+    for test in item.get("setup_tests") or []:
+        test["details"] = ""
     return item
 
 
 def curated(now: float) -> list[dict[str, Any]]:
-    """Every state of SPEC §5's fivetran row, one connector each."""
+    """Every state of SPEC §5's fivetran row and every signal of §6.1, one connector each."""
     return [
         connection("ft_orders", now, service="postgres"),
         connection("ft_crm", now, service="salesforce", status={"sync_state": "syncing"}),
@@ -118,7 +149,58 @@ def curated(now: float) -> list[dict[str, Any]]:
             succeeded_at=iso(now - 72 * HOUR),
             failed_at=None,
         ),
+        # a setup_state the listing documents as a plain string, none of the known ones
         connection("ft_future", now, service="new_service", status={"setup_state": "suspended"}),
+        # SPEC §6.1: never syncs by itself, so its last success is as old as its last manual run
+        connection(
+            "ft_adhoc",
+            now,
+            service="google_sheets",
+            schedule_type="manual",
+            succeeded_at=iso(now - 9 * 24 * HOUR),
+            failed_at=None,
+        ),
+        # a first (historical) sync still running: no success yet
+        connection(
+            "ft_backfill",
+            now,
+            service="netsuite_suiteanalytics",
+            created_at=iso(now - 20 * HOUR),
+            succeeded_at=None,
+            failed_at=None,
+            status={"sync_state": "syncing", "is_historical_sync": True},
+        ),
+        connection(
+            "ft_capture",
+            now,
+            service="oracle",
+            status={
+                "schema_status": "blocked_on_capture",
+                "warnings": [
+                    {
+                        "code": "schema_capture_in_progress",
+                        "message": "Capturing the source schema",
+                        "details": "",
+                    }
+                ],
+            },
+        ),
+        connection(
+            "ft_approval",
+            now,
+            service="sql_server",
+            succeeded_at=iso(now - 26 * HOUR),
+            status={
+                "schema_status": "blocked_on_customer",
+                "tasks": [
+                    {
+                        "code": "review_schema_changes",
+                        "message": "Review schema changes before syncing",
+                        "details": "",
+                    }
+                ],
+            },
+        ),
     ]
 
 
@@ -137,6 +219,12 @@ def generated(now: float, size: int) -> list[dict[str, Any]]:
         elif kind == 4:
             overrides["paused"] = True
             overrides["status"] = {"sync_state": "paused"}
+        elif kind == 5:
+            overrides.update(schedule_type="manual", succeeded_at=iso(now - 9 * 24 * HOUR))
+        elif kind == 6:
+            overrides["status"] = {"sync_state": "syncing", "is_historical_sync": True}
+        elif kind == 7:
+            overrides["status"] = {"schema_status": "blocked_on_customer"}
         out.append(connection(f"ft_{i:06d}", now, **overrides))
     return out
 
@@ -164,9 +252,11 @@ class FivetranSim(VendorSim):
             setup_state="connected",
             sync_state="paused" if health == "paused" else "scheduled",
             update_state="on_schedule",
+            schema_status="ready",
+            is_historical_sync=False,
             tasks=[],
-            rescheduled_for=None,
         )
+        status.pop("rescheduled_for", None)
         c["succeeded_at"] = iso(now - 60)
         c["failed_at"] = iso(now - 24 * HOUR)
         if health == "broken":
@@ -178,6 +268,9 @@ class FivetranSim(VendorSim):
             c["failed_at"] = iso(now)
         elif health == "degraded":
             status["update_state"] = "delayed"
+
+    def out_of_spec(self, item: dict[str, Any]) -> dict[str, Any]:
+        return out_of_spec(item)
 
     def authorized(self, request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
@@ -213,7 +306,7 @@ class FivetranSim(VendorSim):
             items, cursor = self.page(
                 list(self.connectors.values()), request.query.get("cursor"), limit, fault
             )
-            data: dict[str, Any] = {"items": items}
+            data: dict[str, Any] = {"items": self.served(items, fault)}
             if cursor:
                 data[cursor_key] = cursor
             return json_body({"code": "Success", "message": "Operation performed.", "data": data})

@@ -2,6 +2,9 @@
 
 `has_next_page` is computed with the docs' formula `offset + limit >= total`, which is inverted
 (true on the last page, false while more remain): the exporter must page on `total` instead.
+As in the server code (openintegrations/openint packages/api-v1/trpc/routers), `GET /connection`
+is ordered by `updated_at`, newest first, and `GET /connector`'s `total` is the length of the
+page, not of the catalog. Pages validate against tests/schemas/openint_*.json.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from exporter.simulator.base import Fault, VendorSim, int_param, iso, json_body
+from exporter.simulator.base import PAGING_FAULTS, Fault, VendorSim, int_param, iso, json_body
 
 TOKEN = "sim-openint-token"  # noqa: S105 - the simulator's published demo credential
 MAX_LIMIT = 3000  # seed: "Required range: 0 <= x <= 3000"
@@ -65,7 +68,9 @@ def connection(
         "status": "healthy",
         "metadata": {},
         "connector_name": connector_name,
-        # Credentials: a real listing can carry them; the exporter must never read them.
+        # Credentials: the real listing sends them only with include_secrets=true, which the
+        # exporter never asks for; they are served anyway so that the tests can prove it never
+        # reads them (the schema lets a connection carry more members).
         "settings": {
             "oauth": {
                 "credentials": {
@@ -82,7 +87,8 @@ def connection(
 
 
 def curated(now: float) -> list[dict[str, Any]]:
-    """Every status and health rule of SPEC §5's openint row."""
+    """Every status and health rule of SPEC §5's openint row; `status_message` on the
+    connections that are not healthy (SPEC §6.1)."""
     return [
         connection("conn_sf_acme", "salesforce", "cus_acme", now),
         connection("conn_hs_acme", "hubspot", "cus_acme", now, status="manual"),
@@ -102,11 +108,30 @@ def curated(now: float) -> list[dict[str, Any]]:
             status="error",
             status_message="Upstream returned 500",
         ),
-        connection("conn_sf_initech", "salesforce", "cus_initech", now, status="unknown"),
+        connection(
+            "conn_sf_initech",
+            "salesforce",
+            "cus_initech",
+            now,
+            status="unknown",
+            status_message="Connection check timed out",
+        ),
         connection("conn_twenty_initech", "twenty", "cus_initech", now, status=None),
         connection("conn_hs_umbrella", "hubspot", "cus_umbrella", now, disabled=True),
-        connection("conn_sf_umbrella", "salesforce", "cus_umbrella", now, status="expired"),
+        # `expired` (a status out of the enum) under the `out_of_spec` fault (OUT_OF_SPEC)
+        connection(
+            "conn_sf_umbrella",
+            "salesforce",
+            "cus_umbrella",
+            now,
+            status="disconnected",
+            status_message="Access token expired and the refresh token was rejected",
+        ),
     ]
+
+
+# Per connection, what the `out_of_spec` fault changes: a status the published enum lacks.
+OUT_OF_SPEC: dict[str, dict[str, Any]] = {"conn_sf_umbrella": {"status": "expired"}}
 
 
 def generated(now: float, size: int) -> list[dict[str, Any]]:
@@ -115,9 +140,9 @@ def generated(now: float, size: int) -> list[dict[str, Any]]:
         overrides: dict[str, Any] = {}
         kind = i % 20
         if kind == 1:
-            overrides["status"] = "disconnected"
+            overrides.update(status="disconnected", status_message="Refresh token revoked")
         elif kind == 2:
-            overrides["status"] = "error"
+            overrides.update(status="error", status_message="Upstream returned 500")
         elif kind == 3:
             overrides["disabled"] = True
         name = ("salesforce", "hubspot", "greenhouse")[i % 3]
@@ -154,6 +179,10 @@ class OpenintSim(VendorSim):
         elif health == "unknown":
             c["status"] = "unknown"
 
+    def out_of_spec(self, item: dict[str, Any]) -> dict[str, Any]:
+        item.update(OUT_OF_SPEC.get(str(item.get("id")), {}))
+        return item
+
     def authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.token}"
 
@@ -176,7 +205,9 @@ class OpenintSim(VendorSim):
         page, _, total = self.window(items, offset, limit, fault)
         return page, total
 
-    async def _list(self, request: web.Request, items: list[dict[str, Any]]) -> web.Response:
+    async def _list(
+        self, request: web.Request, items: list[dict[str, Any]], catalog: bool = False
+    ) -> web.Response:
         response, fault = await self.guard(request)
         if response is not None:
             return response
@@ -188,6 +219,11 @@ class OpenintSim(VendorSim):
                 status=400,
             )
         page, total = self._offset_page(items, offset, limit, fault)
+        if catalog and (fault is None or fault.mode not in PAGING_FAULTS):
+            # as the server computes it; a paging fault keeps its own `total`
+            total = len(page)
+        else:
+            page = self.served(page, fault)
         return json_body(
             {
                 "items": page,
@@ -200,10 +236,12 @@ class OpenintSim(VendorSim):
         )
 
     async def _catalog(self, request: web.Request) -> web.Response:
-        return await self._list(request, self.catalog)
+        return await self._list(request, self.catalog, catalog=True)
 
     async def _connections(self, request: web.Request) -> web.Response:
-        return await self._list(request, list(self.connectors.values()))
+        # Newest first; ties keep the fleet's order. ISO strings in one format sort by time.
+        listing = sorted(self.connectors.values(), key=lambda c: c["updated_at"], reverse=True)
+        return await self._list(request, listing)
 
 
 SIMULATOR = OpenintSim

@@ -1,7 +1,10 @@
-"""Fake Versori Connect API following seeds/versori-list-connectors.txt.
+"""Fake Versori Connect API following seeds/versori-list-connectors.txt and the connect v1
+OpenAPI of versori/versori-js-sdk (tests/schemas/versori_connectors.json).
 
 Connectors are paged; the unit the exporter monitors is each connection embedded in them, so
-the control API addresses connections by their id.
+the control API addresses connections by their id. In that definition a credential's
+`expiresAt` is when Versori deletes it, `errors` may be left out when empty, and an auth-scheme
+config's `validationMessages` come from validating it when it was saved.
 """
 
 from __future__ import annotations
@@ -26,6 +29,40 @@ def message(text: str, severity: str) -> dict[str, Any]:
     return {"text": text, "severity": severity, "detail": []}
 
 
+# The members each AuthSchemeConfig variant requires besides id and description (the schema's
+# oneOf picks the variant by `schemeType`), and the CredentialType a credential for it has (our
+# pick from the enum: the definition does not tie credential types to scheme types).
+SCHEME_FIELDS: dict[str, dict[str, Any]] = {
+    "oauth2": {
+        "authorizeUrl": "https://login.example/oauth2/authorize",
+        "tokenUrl": "https://login.example/oauth2/token",
+        "scopes": [{"name": "api"}, {"name": "refresh_token"}],
+        "defaultScopes": ["api", "refresh_token"],
+        "grant": {"grantType": "authorization_code"},
+    },
+    "api-key": {"name": "X-Api-Key", "in": "header"},
+    "hmac": {
+        "name": "Authorization",
+        "in": "header",
+        "algorithm": "sha256",
+        "digestInputs": ["url"],
+    },
+    "basic-auth": {},
+    "certificate": {},
+    "none": {},
+}
+CREDENTIAL_TYPES = {
+    "oauth2": "oauth2-code",
+    "api-key": "string",
+    "hmac": "string",
+    "basic-auth": "basic-auth",
+    "certificate": "certificate",
+    "none": "none",
+}
+# What the `out_of_spec` fault changes: a scheme type the schema's oneOf has no variant for.
+OUT_OF_SPEC_SCHEMES: dict[str, dict[str, Any]] = {"as_ns_tba": {"schemeType": "oauth1"}}
+
+
 def scheme(
     scheme_id: str, scheme_type: str = "oauth2", *messages: dict[str, Any]
 ) -> dict[str, Any]:
@@ -33,6 +70,7 @@ def scheme(
         "id": scheme_id,
         "description": f"{scheme_type} for the connector",
         "schemeType": scheme_type,
+        **SCHEME_FIELDS[scheme_type],
         "validationMessages": list(messages),
     }
 
@@ -43,22 +81,44 @@ def usage(
     now: float,
     *,
     errors: Any = (),
-    expires_in: float | None = 30 * DAY,
+    expires_in: float | None = None,
 ) -> dict[str, Any]:
-    """A credential usage `{id, authSchemeConfig, credential}` as embedded in a connection."""
+    """A credential usage `{id, authSchemeConfig, credential}` as embedded in a connection.
+
+    `expires_in`: when Versori deletes the credential (None: never, `expiresAt` left out);
+    `errors=ABSENT` leaves `errors` out, as the API does when there are none.
+    """
     credential: dict[str, Any] = {
         "id": f"cred_{cred_id}",
         "organisationId": ORGANISATION_ID,
-        "type": auth_scheme["schemeType"],
+        "type": CREDENTIAL_TYPES[auth_scheme["schemeType"]],
         "name": f"{cred_id} credential",
         # The secret itself: the exporter must never read, copy or expose it.
         "data": {"accessToken": f"sim-versori-secret-{cred_id}", "refreshToken": "sim-refresh"},
         "usages": [],
-        "expiresAt": iso(now + expires_in) if expires_in is not None else None,
     }
+    if expires_in is not None:
+        credential["expiresAt"] = iso(now + expires_in)
     if errors is not ABSENT:
         credential["errors"] = list(errors)
     return {"id": f"use_{cred_id}", "authSchemeConfig": dict(auth_scheme), "credential": credential}
+
+
+def out_of_spec(connector: dict[str, Any]) -> dict[str, Any]:
+    """A served connector with an auth-scheme type the schema lacks, credentials typed by their
+    scheme type, and `expiresAt: null` where a credential is never deleted."""
+    schemes = [connector.get("authSchemeConfigs", [])]
+    for conn in connector.get("connections", []):
+        for group in ("action", "trigger"):
+            for use in conn["credentials"].get(group, []):
+                schemes.append([use["authSchemeConfig"]])
+                cred = use["credential"]
+                cred["type"] = use["authSchemeConfig"]["schemeType"]
+                cred.setdefault("expiresAt", None)
+    for group in schemes:
+        for config in group:
+            config.update(OUT_OF_SPEC_SCHEMES.get(str(config.get("id")).split("@")[0], {}))
+    return connector
 
 
 def connection(
@@ -83,7 +143,17 @@ def connector(cid: str, name: str, now: float, *schemes: dict[str, Any]) -> dict
         "public": False,
         "protocol": "http",
         "authSchemeConfigs": list(schemes),
-        "versions": [{"id": f"{cid}_v1", "name": "v1", "isLatest": True, "isDefault": True}],
+        "versions": [
+            {
+                "id": f"{cid}_v1",
+                "name": "v1",
+                "isLatest": True,
+                "isDefault": True,
+                "createdAt": iso(now - 90 * DAY),
+                "updatedAt": iso(now - 2 * DAY),
+                "publishedAt": iso(now - 2 * DAY),
+            }
+        ],
         "createdAt": iso(now - 90 * DAY),
         "updatedAt": iso(now - 2 * DAY),
         "baseUrl": f"https://api.{name.lower()}.example",
@@ -96,10 +166,12 @@ Fleet = tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]
 
 
 def curated(now: float) -> Fleet:
-    """Every setup state and health rule of SPEC §5's versori row."""
+    """Every setup state and health rule of SPEC §5's versori row; credentials with and without
+    `errors` and `expiresAt`, auth-scheme configs with validationMessages (SPEC §6.1)."""
     sf = scheme("as_sf_oauth")
     shopify = scheme("as_shopify_key", "api-key", message("Key rotates in 30 days", "warning"))
-    netsuite = scheme("as_ns_tba", "oauth1", message("Token-based auth is disabled", "error"))
+    # `oauth1` under the `out_of_spec` fault (OUT_OF_SPEC_SCHEMES)
+    netsuite = scheme("as_ns_tba", "hmac", message("Token-based auth is disabled", "error"))
     hubspot = scheme("as_hs_oauth", "oauth2", message("Scopes were narrowed", "info"))
     slack = scheme("as_slack_oauth")
     none = scheme("as_none", "none")
@@ -114,7 +186,13 @@ def curated(now: float) -> Fleet:
     connections = [
         (
             "vc_salesforce",
-            connection("conn_sf_prod", "Salesforce prod", now, [usage("sf1", sf, now)]),
+            # a temporary credential: Versori deletes it in 30 days
+            connection(
+                "conn_sf_prod",
+                "Salesforce prod",
+                now,
+                [usage("sf1", sf, now, expires_in=30 * DAY)],
+            ),
         ),
         (
             "vc_salesforce",
@@ -152,7 +230,7 @@ def curated(now: float) -> Fleet:
                 "conn_slack",
                 "Slack alerts",
                 now,
-                [usage("sl1", slack, now, expires_in=None)],
+                [usage("sl1", slack, now)],
                 [usage("sl2", slack, now, errors=ABSENT, expires_in=12 * HOUR)],
             ),
         ),
@@ -172,8 +250,8 @@ def generated(now: float, size: int) -> Fleet:
             f"g{i}",
             auth,
             now,
-            errors=["expired"] if kind == 1 else (),
-            expires_in=-HOUR if kind == 2 else 30 * DAY,
+            errors=["expired"] if kind == 1 else ABSENT if kind == 3 else (),
+            expires_in={2: -HOUR, 4: 30 * DAY}.get(kind),
         )
         connections.append(
             (f"vc_{i // 5:05d}", connection(f"conn_{i:06d}", f"Conn {i}", now, [cred]))
@@ -206,7 +284,7 @@ class VersoriSim(VendorSim):
             for use in c["credentials"].get(group, []):
                 cred = use["credential"]
                 cred["errors"] = []
-                cred["expiresAt"] = iso(now + 30 * DAY)
+                cred.pop("expiresAt", None)
                 use["authSchemeConfig"]["validationMessages"] = []
                 if health == "relink_needed":
                     cred["errors"] = ["invalid_grant: refresh token revoked"]
@@ -223,6 +301,9 @@ class VersoriSim(VendorSim):
                 if not scheme_id.endswith(f"@{c['id']}"):
                     use["authSchemeConfig"]["id"] = f"{scheme_id}@{c['id']}"
         c["updatedAt"] = iso(now)
+
+    def out_of_spec(self, item: dict[str, Any]) -> dict[str, Any]:
+        return out_of_spec(item)
 
     def authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.token}"
@@ -254,7 +335,10 @@ class VersoriSim(VendorSim):
             return web.json_response({"code": 400, "message": "first must be 1..100"}, status=400)
         listing = self.page_of_connectors()
         items, cursor = self.page(listing, request.query.get("after"), first, fault)
-        body: dict[str, Any] = {"totalCount": len(listing), "connectors": items}
+        body: dict[str, Any] = {
+            "totalCount": len(listing),
+            "connectors": self.served(items, fault),
+        }
         if cursor:
             body["next"] = cursor
         return json_body(body)

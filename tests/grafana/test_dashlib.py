@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from exporter.model import Health
-from exporter.model import SEVERITY
+from exporter.model import SEVERITY, Health
 from tests.grafana.dashboards import committed, grafana_module, panels
 
 dashlib = grafana_module("dashlib")

@@ -184,7 +184,7 @@ async def test_polls_catalog_and_connections(sim: Simulator) -> None:
     snap = runner.status.snapshot
     assert {c.connector_id for c in snap.connectors} == set(sim.vendors["openint"].connectors)
     assert {e.connector_id for e in snap.catalog} == {e["name"] for e in openint_sim.CATALOG}
-    assert {c.setup_state for c in snap.connectors} == {*openint.STATES.setup, "other", None}
+    assert {c.setup_state for c in snap.connectors} == {*openint.STATES.setup, None}
     assert {c.health for c in snap.connectors} == {
         Health.HEALTHY,
         Health.RELINK_NEEDED,
