@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-from exporter.config import Config
+from exporter.config import Config, parse_listen_address
 from exporter.daemon import Daemon
 from exporter.simulator import SPECS, Simulator
 
@@ -17,6 +17,7 @@ log = structlog.get_logger("exporter.demo")
 
 DEMO_POLL_INTERVAL = "10s"
 STORY_STEP_SECONDS = 30.0
+READY_WAIT_STEPS = 300  # x 0.05 s: the first polls of the simulators take well under a second
 
 
 def story() -> list[tuple[str, str, str, str]]:
@@ -56,7 +57,43 @@ def demo_config(sim: Simulator, listen_address: str) -> Config:
     return Config.model_validate(raw)
 
 
-async def run_demo(listen_address: str, print_: Callable[[str], None] = print) -> None:
+def url_host(listen_address: str) -> str:
+    """The host part of a URL that reaches a server listening on `listen_address` from here."""
+    host, _ = parse_listen_address(listen_address)
+    if host in ("", "0.0.0.0"):  # noqa: S104 - all interfaces include loopback
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def banner(base: str, sim_base: str, vendors: list[str]) -> str:
+    """What the demo prints once its first polls are done; every `curl` line is a command that
+    works as printed (tests/test_demo.py runs them).
+    """
+    return (
+        "\nconnector-exporter demo is running (Ctrl-C to stop)\n"
+        f"  status page:  {base}/\n"
+        f"  metrics:      {base}/metrics\n"
+        f"  simulators:   {sim_base}  (vendors: {', '.join(vendors)})\n"
+        "  try:\n"
+        "    # every connector that is not healthy, with its state (values print as 1.0):\n"
+        f"    curl -s {base}/metrics | grep '^connector_health{{' | grep -v 'health=\"healthy\"'"
+        " | grep ' 1.0$'\n"
+        "    # did the last poll of every vendor account succeed?\n"
+        f"    curl -s {base}/metrics | grep '^connector_exporter_poll_success'\n"
+        "    # the simulated Fivetran connections, as the exporter reads them:\n"
+        f"    curl -s {sim_base}/_control/fivetran/connectors | head -c 400; echo\n"
+        f"  every {STORY_STEP_SECONDS:.0f}s a connector breaks, needs relinking or recovers;"
+        f" polls run every {DEMO_POLL_INTERVAL}.\n"
+    )
+
+
+def _print_now(text: str) -> None:
+    print(text, flush=True)  # stdout may be a pipe (tests, `make demo | tee`): no buffering
+
+
+async def run_demo(listen_address: str, print_: Callable[[str], None] = _print_now) -> None:
     sim = Simulator()
     await sim.start()
     daemon = Daemon(demo_config(sim, listen_address))
@@ -64,23 +101,20 @@ async def run_demo(listen_address: str, print_: Callable[[str], None] = print) -
     stop = asyncio.Event()
     serve = asyncio.create_task(daemon.serve(stop))
     try:
+        # Bounded waits: for the listener, then for every account's first poll, so that the
+        # banner's commands show data the moment they are printed.
         for _ in range(100):
             if daemon.port or serve.done():
                 break
             await asyncio.sleep(0.05)
         if serve.done():
             await serve  # re-raises why the daemon could not start
-        base = f"http://localhost:{daemon.port}"
-        print_(
-            "\nconnector-exporter demo is running (Ctrl-C to stop)\n"
-            f"  status page:  {base}/\n"
-            f"  metrics:      {base}/metrics\n"
-            f"  simulators:   http://127.0.0.1:{sim.port}/<vendor>  "
-            f"(vendors: {', '.join(sim.vendors)})\n"
-            f"  try:          curl -s {base}/metrics | grep 'connector_health{{' | grep ' 1$'\n"
-            f"  every {STORY_STEP_SECONDS:.0f}s a connector breaks, needs relinking or recovers;"
-            f" polls run every {DEMO_POLL_INTERVAL}.\n",
-        )
+        for _ in range(READY_WAIT_STEPS):
+            if daemon.scheduler.ready() or serve.done():
+                break
+            await asyncio.sleep(0.05)
+        base = f"http://{url_host(listen_address)}:{daemon.port}"
+        print_(banner(base, f"http://127.0.0.1:{sim.port}", list(sim.vendors)))
         await serve
     finally:
         story.cancel()
