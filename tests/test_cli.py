@@ -4,6 +4,7 @@ floor, and the example config that check-config accepts as shipped."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import socket
@@ -127,9 +128,9 @@ def test_every_bad_input_is_one_clear_line_and_exit_2(
 def test_help_texts_name_defaults_and_forms() -> None:
     parser = build_parser()
     helps = {}
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for command in ("run", "demo", "simulate"):
-        sub = parser._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]
-        for action in sub._actions:
+        for action in commands.choices[command]._actions:
             for flag in action.option_strings:
                 helps[f"{command} {flag}"] = action.help or ""
     for flag in (
