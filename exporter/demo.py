@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,12 +12,16 @@ import structlog
 
 from exporter.config import Config, parse_listen_address
 from exporter.daemon import Daemon
+from exporter.model import Health
 from exporter.simulator import SPECS, Simulator
+from exporter.status import AccountStatus
 
 log = structlog.get_logger("exporter.demo")
 
 DEMO_POLL_INTERVAL = "10s"
 STORY_STEP_SECONDS = 30.0
+# The healths the banner suggests setting, worst first; each simulator expresses only some.
+BREAK_TO = ("broken", "failing", "relink_needed", "degraded")
 READY_WAIT_STEPS = 300  # x 0.05 s: the first polls of the simulators take well under a second
 
 
@@ -67,26 +72,58 @@ def url_host(listen_address: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def banner(base: str, sim_base: str, vendors: list[str]) -> str:
+def breakable(sim: Simulator, statuses: list[AccountStatus]) -> tuple[str, str, str] | None:
+    """(vendor, connector id, health) of a connector the banner may suggest breaking: healthy
+    now, with an id that needs no URL quoting, and the worst health its simulator can express.
+    """
+    for status in sorted(statuses, key=lambda s: s.vendor):
+        vsim = sim.vendors.get(status.vendor)
+        snapshot = status.snapshot
+        if vsim is None or snapshot is None:
+            continue
+        worst = next((h for h in BREAK_TO if h in vsim.healths), None)
+        for c in snapshot.connectors:
+            if (
+                worst
+                and c.health is Health.HEALTHY
+                and c.connector_id in vsim.connectors
+                and re.fullmatch(r"[\w-]+", c.connector_id)
+            ):
+                return status.vendor, c.connector_id, worst
+    return None
+
+
+def banner(
+    base: str, sim_base: str, vendors: list[str], target: tuple[str, str, str] | None = None
+) -> str:
     """What the demo prints once its first polls are done; every `curl` line is a command that
     works as printed (tests/test_demo.py runs them).
     """
-    return (
-        "\nconnector-exporter demo is running (Ctrl-C to stop)\n"
-        f"  status page:  {base}/\n"
-        f"  metrics:      {base}/metrics\n"
-        f"  simulators:   {sim_base}  (vendors: {', '.join(vendors)})\n"
-        "  try:\n"
-        "    # every connector that is not healthy, with its state (values print as 1.0):\n"
+    lines = [
+        "",
+        "connector-exporter demo is running (Ctrl-C to stop)",
+        f"  status page:  {base}/",
+        f"  metrics:      {base}/metrics",
+        f"  simulators:   {sim_base}  (vendors: {', '.join(vendors)})",
+        "  try:",
+        "    # every connector that is not healthy, with its state (values print as 1.0):",
         f"    curl -s {base}/metrics | grep '^connector_health{{' | grep -v 'health=\"healthy\"'"
-        " | grep ' 1.0$'\n"
-        "    # did the last poll of every vendor account succeed?\n"
-        f"    curl -s {base}/metrics | grep '^connector_exporter_poll_success'\n"
-        "    # the simulated Fivetran connections, as the exporter reads them:\n"
-        f"    curl -s {sim_base}/_control/fivetran/connectors | head -c 400; echo\n"
+        " | grep ' 1.0$'",
+        "    # did the last poll of every vendor account succeed?",
+        f"    curl -s {base}/metrics | grep '^connector_exporter_poll_success'",
+    ]
+    if target is not None:
+        vendor, connector_id, health = target
+        lines += [
+            f"    # make a connector {health} yourself; the next poll shows it on the page:",
+            f"    curl -sf -w '\\n' -X POST {sim_base}/_control/{vendor}/connectors/{connector_id}"
+            f'/health -d \'{{"health": "{health}"}}\'',
+        ]
+    lines.append(
         f"  every {STORY_STEP_SECONDS:.0f}s a connector breaks, needs relinking or recovers;"
-        f" polls run every {DEMO_POLL_INTERVAL}.\n"
+        f" polls run every {DEMO_POLL_INTERVAL}."
     )
+    return "\n".join(lines) + "\n"
 
 
 def _print_now(text: str) -> None:
@@ -114,7 +151,8 @@ async def run_demo(listen_address: str, print_: Callable[[str], None] = _print_n
                 break
             await asyncio.sleep(0.05)
         base = f"http://{url_host(listen_address)}:{daemon.port}"
-        print_(banner(base, f"http://127.0.0.1:{sim.port}", list(sim.vendors)))
+        target = breakable(sim, daemon.scheduler.statuses())
+        print_(banner(base, f"http://127.0.0.1:{sim.port}", list(sim.vendors), target))
         await serve
     finally:
         story.cancel()

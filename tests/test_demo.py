@@ -117,6 +117,18 @@ def test_banner_commands_work_as_printed(demo: Demo) -> None:
     assert not any('health="healthy"' in line for line in unhealthy)
     # The pitfall the banner used to print: values are never a bare 1.
     assert run_command(commands[0].replace("' 1.0$'", "' 1$'")).returncode == 1
+    # The last one changed a connector's health in the simulator: the next poll shows it.
+    changed = re.search(
+        r"/_control/(\w+)/connectors/([\w-]+)/health -d '\{\"health\": \"(\w+)", commands[-1]
+    )
+    assert changed is not None, commands[-1]
+    vendor, connector_id, health = changed.groups()
+    wanted = f'connector_id="{connector_id}",health="{health}",vendor="{vendor}"}} 1.0'
+    deadline = time.monotonic() + 30  # the demo polls every 10 s
+    while wanted not in (text := httpx.get(f"http://127.0.0.1:{demo.port}/metrics").text):
+        assert time.monotonic() < deadline, f"{wanted} never appeared"
+        time.sleep(0.5)
+    assert wanted in text
 
 
 def test_banner_addresses_answer(demo: Demo) -> None:
