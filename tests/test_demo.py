@@ -21,6 +21,7 @@ import pytest
 
 from exporter.cli import DEFAULT_DEMO_LISTEN_ADDRESS
 from exporter.config import _seconds_text
+from exporter.demo import url_host
 from exporter.vendors import REGISTRY
 from tests.conftest import free_port
 
@@ -166,6 +167,22 @@ def test_demo_listens_on_loopback_only(demo: Demo) -> None:
     ).stdout.split()
     assert f"127.0.0.1:{demo.port}" in listening, listening
     assert DEFAULT_DEMO_LISTEN_ADDRESS == "127.0.0.1:9841"
+
+
+@pytest.mark.parametrize(
+    ("listen", "host"),
+    [
+        ("0.0.0.0:9841", "127.0.0.1"),
+        (":9841", "127.0.0.1"),
+        ("[::]:9841", "[::1]"),
+        ("[::1]:9841", "[::1]"),
+        ("10.1.2.3:9841", "10.1.2.3"),
+        ("exporter.internal:9841", "exporter.internal"),
+    ],
+)
+def test_banner_urls_reach_the_listen_address(listen: str, host: str) -> None:
+    # An all-interfaces listener is reached through loopback; a specific address only as itself.
+    assert url_host(listen) == host
 
 
 def test_readme_first_hour_facts() -> None:
