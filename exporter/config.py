@@ -375,8 +375,14 @@ def _collect(raw: dict[str, Any]) -> tuple[Config | None, list[Problem]]:
                 valid.append((i, ACCOUNT.validate_python(item)))
             except ValidationError as err:
                 account_problems.extend(_problems_from(err, ("accounts", i)))
-            if isinstance(item, dict) and isinstance(item.get("name"), str):
-                names.append((i, str(item.get("vendor")), item["name"]))
+            # Names are compared as written, so that an account with a field error of its own
+            # still shows up as another's duplicate.
+            if (
+                isinstance(item, dict)
+                and item.get("vendor") in ACCOUNT_MODELS
+                and isinstance(item.get("name"), str)
+            ):
+                names.append((i, item["vendor"], item["name"]))
     # The top level sees only the accounts that validated; their own errors are already listed.
     top = {**raw, "accounts": [a for _, a in valid]} if accounts_raw else raw
     config: Config | None = None
