@@ -209,7 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     config_help = f"config file (default: ${ENV_CONFIG})"
 
     run = sub.add_parser("run", help="poll every configured account and serve /metrics")
-    run.add_argument("--config", default=os.environ.get(ENV_CONFIG), help=config_help)
+    run.add_argument(
+        "--config", metavar="FILE", default=os.environ.get(ENV_CONFIG), help=config_help
+    )
     run.add_argument(
         "--listen-address",
         type=listen_address_arg,
@@ -266,7 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(func=cmd_simulate)
 
     check = sub.add_parser("check-config", help="validate the config file and exit (2: invalid)")
-    check.add_argument("--config", default=os.environ.get(ENV_CONFIG), help=config_help)
+    check.add_argument(
+        "--config", metavar="FILE", default=os.environ.get(ENV_CONFIG), help=config_help
+    )
     check.set_defaults(func=cmd_check_config)
     return parser
 
