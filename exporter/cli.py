@@ -4,34 +4,103 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import yaml
 
 from exporter import __version__, logs
-from exporter.config import DEFAULT_LISTEN_ADDRESS, ENV_CONFIG, Config, ConfigError, load_config
+from exporter.config import (
+    DEFAULT_LISTEN_ADDRESS,
+    ENV_CONFIG,
+    LISTEN_ADDRESS_FORMS,
+    Config,
+    ConfigError,
+    Problem,
+    load_config,
+    parse_listen_address,
+)
 from exporter.shard import Shard, parse_shard
 
+# Every bad input (usage, config, an address that cannot be bound) exits 2 with one clear line.
 EXIT_INVALID_CONFIG = 2
+EXIT_INTERRUPTED = 130
 DEFAULT_SIMULATOR_PORT = 9900
+# The demo serves simulated data only to this machine; `run` keeps SPEC's 0.0.0.0 default.
+DEFAULT_DEMO_LISTEN_ADDRESS = "127.0.0.1:9841"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (argparse prints the whole usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_INVALID_CONFIG, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def listen_address_arg(value: str) -> str:
+    """argparse type of every `--*listen-address`: a bad one is a usage error, not a traceback."""
+    try:
+        parse_listen_address(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{value!r}: {err}") from None
+    return value
+
+
+def _port_arg(value: str) -> int:
+    if not (value.isascii() and value.isdigit()) or int(value) > 65535:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a port number from 0 to 65535")
+    return int(value)
+
+
+def _shard_arg(value: str) -> Shard:
+    try:
+        return parse_shard(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_INVALID_CONFIG
+
+
+def _bind_error(address: str, err: OSError) -> int:
+    """Why `address` could not be listened on, in words, from the error the bind raised."""
+    if isinstance(err, socket.gaierror):
+        reason = "cannot resolve the host name"
+    elif err.errno == errno.EADDRINUSE:
+        reason = "the port is already in use (another exporter or demo running?)"
+    elif err.errno == errno.EADDRNOTAVAIL:
+        reason = "this machine has no such address"
+    elif err.errno == errno.EACCES:
+        reason = "permission denied (ports below 1024 need privileges)"
+    else:
+        reason = err.strerror or str(err)
+    return _error(f"cannot listen on {address}: {reason}")
+
+
+def _print_problems(path: str, what: str, problems: list[Problem]) -> int:
+    if len(problems) == 1:
+        print(f"{path}: invalid {what}: {problems[0]}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    print(f"{path}: invalid {what} ({len(problems)} problems):", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
+    return EXIT_INVALID_CONFIG
 
 
 def _load(path: str | None) -> Config | int:
     if not path:
-        print(f"error: no config file: pass --config FILE or set {ENV_CONFIG}", file=sys.stderr)
-        return EXIT_INVALID_CONFIG
+        return _error(f"no config file: pass --config FILE or set {ENV_CONFIG}")
     try:
         return load_config(path)
     except ConfigError as err:
-        count = len(err.problems)
-        noun = "problem" if count == 1 else "problems"
-        print(f"{path}: invalid configuration ({count} {noun}):", file=sys.stderr)
-        for problem in err.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return EXIT_INVALID_CONFIG
+        return _print_problems(path, "configuration", err.problems)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -48,13 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if isinstance(config, int):
         return config
-    shard: Shard | None = None
-    if args.shard:
-        try:
-            shard = parse_shard(args.shard)
-        except ValueError as err:
-            print(f"error: --shard: {err}", file=sys.stderr)
-            return EXIT_INVALID_CONFIG
+    shard: Shard | None = args.shard
     logs.configure(args.log_level or config.log_level, config.log_format)
     try:
         daemon = Daemon(
@@ -65,15 +128,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             web_config_path=args.web_config,
         )
     except ConfigError as err:  # the web config
-        print(f"{args.web_config}: invalid web configuration:", file=sys.stderr)
-        for problem in err.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return EXIT_INVALID_CONFIG
+        return _print_problems(args.web_config, "web configuration", err.problems)
     try:
         asyncio.run(daemon.serve())
-    except OSError as err:  # e.g. the listen address is taken
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    except OSError as err:  # the listen address cannot be bound
+        return _bind_error(daemon.listen_address, err)
     return 0
 
 
@@ -86,8 +145,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     except OSError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return _bind_error(args.listen_address, err)
     return 0
 
 
@@ -100,28 +158,32 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     for spec in args.fleet_size or []:
         vendor, sep, count = spec.rpartition("=")
         if not count.isdigit() or (sep and vendor not in names):
-            print(
-                f"error: --fleet-size: expected N or VENDOR=N (VENDOR one of {', '.join(names)}),"
-                f" got {spec!r}",
-                file=sys.stderr,
+            return _error(
+                f"--fleet-size: expected N or VENDOR=N (VENDOR one of {', '.join(names)}),"
+                f" got {spec!r}"
             )
-            return EXIT_INVALID_CONFIG
         for name in [vendor] if sep else names:
             sizes[name] = int(count)
+
+    class WriteFailed(Exception):
+        pass
 
     async def serve() -> None:
         sim = Simulator(sizes)
         await sim.start(port=args.port)
-        config = {"poll_interval": "30s", "accounts": sim.accounts()}
-        print(
-            f"vendor simulators listening on http://127.0.0.1:{sim.port}\n"
-            "an exporter config that polls them:\n---\n" + yaml.safe_dump(config, sort_keys=False),
-            flush=True,
-        )
-        if args.write_config:
-            text = yaml.safe_dump(config, sort_keys=False)
-            await asyncio.to_thread(Path(args.write_config).write_text, text, encoding="utf-8")
         try:
+            config = {"poll_interval": "30s", "accounts": sim.accounts()}
+            text = yaml.safe_dump(config, sort_keys=False)
+            if args.write_config:
+                try:
+                    await asyncio.to_thread(Path(args.write_config).write_text, text, "utf-8")
+                except OSError as err:
+                    raise WriteFailed(err.strerror or str(err)) from None
+            print(
+                f"vendor simulators listening on http://127.0.0.1:{sim.port}\n"
+                "an exporter config that polls them:\n---\n" + text,
+                flush=True,
+            )
             await asyncio.Event().wait()
         finally:
             await sim.stop()
@@ -130,14 +192,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         asyncio.run(serve())
     except KeyboardInterrupt:
         pass
+    except WriteFailed as err:
+        return _error(f"--write-config: cannot write {args.write_config}: {err}")
     except OSError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return _bind_error(f"127.0.0.1:{args.port}", err)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="connector-exporter",
         description="Prometheus exporter for the health of SaaS integration connectors.",
     )
@@ -146,9 +209,23 @@ def build_parser() -> argparse.ArgumentParser:
     config_help = f"config file (default: ${ENV_CONFIG})"
 
     run = sub.add_parser("run", help="poll every configured account and serve /metrics")
-    run.add_argument("--config", default=os.environ.get(ENV_CONFIG), help=config_help)
-    run.add_argument("--listen-address", help=f"HOST:PORT (default {DEFAULT_LISTEN_ADDRESS})")
-    run.add_argument("--log-level", type=str.lower, choices=("debug", "info", "warning", "error"))
+    run.add_argument(
+        "--config", metavar="FILE", default=os.environ.get(ENV_CONFIG), help=config_help
+    )
+    run.add_argument(
+        "--listen-address",
+        type=listen_address_arg,
+        metavar="HOST:PORT",
+        help=f"where to serve HTTP, overriding the config's listen_address "
+        f"(default {DEFAULT_LISTEN_ADDRESS}); {LISTEN_ADDRESS_FORMS}",
+    )
+    run.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=("debug", "info", "warning", "error"),
+        metavar="LEVEL",
+        help="debug, info, warning or error, overriding the config's log_level (default info)",
+    )
     run.add_argument(
         "--web-config",
         metavar="FILE",
@@ -156,17 +233,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--shard",
+        type=_shard_arg,
         metavar="INDEX/COUNT",
         help="poll only this shard's accounts (INDEX may be a pod name ending in its ordinal)",
     )
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="simulators plus the daemon, no credentials needed")
-    demo.add_argument("--listen-address", default=DEFAULT_LISTEN_ADDRESS)
+    demo.add_argument(
+        "--listen-address",
+        type=listen_address_arg,
+        default=DEFAULT_DEMO_LISTEN_ADDRESS,
+        metavar="HOST:PORT",
+        help=f"where the demo's exporter serves HTTP (default {DEFAULT_DEMO_LISTEN_ADDRESS}: "
+        "this machine only; 0.0.0.0:9841 to reach it from elsewhere)",
+    )
     demo.set_defaults(func=cmd_demo)
 
     simulate = sub.add_parser("simulate", help="only the vendor simulators, on 127.0.0.1")
-    simulate.add_argument("--port", type=int, default=DEFAULT_SIMULATOR_PORT)
+    simulate.add_argument(
+        "--port",
+        type=_port_arg,
+        default=DEFAULT_SIMULATOR_PORT,
+        help=f"port on 127.0.0.1 for every vendor's simulator (default {DEFAULT_SIMULATOR_PORT};"
+        " 0 picks a free one)",
+    )
     simulate.add_argument(
         "--fleet-size",
         action="append",
@@ -177,14 +268,19 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(func=cmd_simulate)
 
     check = sub.add_parser("check-config", help="validate the config file and exit (2: invalid)")
-    check.add_argument("--config", default=os.environ.get(ENV_CONFIG), help=config_help)
+    check.add_argument(
+        "--config", metavar="FILE", default=os.environ.get(ENV_CONFIG), help=config_help
+    )
     check.set_defaults(func=cmd_check_config)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C before the daemon's own signal handling is in place
+        return EXIT_INTERRUPTED
     return result
 
 

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import ipaddress
+import math
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from exporter.accounts import AccountBase, Duration, StrictModel
+from exporter.accounts import AccountBase, Duration, StrictModel, parse_duration
 from exporter.vendors import REGISTRY
 
 DEFAULT_LISTEN_ADDRESS = "0.0.0.0:9841"
@@ -20,13 +33,63 @@ ENV_CONFIG = "CONNECTOR_EXPORTER_CONFIG"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+_HOSTNAME = re.compile(
+    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
+LISTEN_ADDRESS_FORMS = "HOST:PORT, e.g. 127.0.0.1:9841, 0.0.0.0:9841, :9841 or [::1]:9841"
+
+
 def parse_listen_address(value: str) -> tuple[str, int]:
-    """`HOST:PORT` (HOST may be empty or a bracketed IPv6 address) to (host, port)."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError("expected HOST:PORT, e.g. 0.0.0.0:9841")
-    host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - an exporter listens on all interfaces by default
+    """`HOST:PORT` (HOST may be empty, a name, IPv4, or IPv6 in brackets) to (host, port).
+
+    Port 0 asks the system for a free port. Raises ValueError saying which part is wrong.
+    """
+    host, sep, port = value.strip().rpartition(":")
+    if not sep:
+        raise ValueError(f"the port is missing: expected {LISTEN_ADDRESS_FORMS}")
+    if not (port.isascii() and port.isdigit()):
+        raise ValueError(
+            f"the port must be a number from 0 to 65535: expected {LISTEN_ADDRESS_FORMS}"
+        )
+    if int(port) > 65535:
+        raise ValueError("the port must be a number from 0 to 65535")
+    if host.startswith("[") or host.endswith("]"):
+        inner = host[1:-1] if host.startswith("[") and host.endswith("]") else None
+        try:
+            ipaddress.IPv6Address(inner or "")
+        except ValueError:
+            raise ValueError("expected an IPv6 address in brackets, e.g. [::1]:9841") from None
+        return inner or "", int(port)
+    if ":" in host:
+        raise ValueError("write an IPv6 address in brackets, e.g. [::1]:9841")
+    if not host:
+        return "0.0.0.0", int(port)  # noqa: S104 - an exporter listens on all interfaces by default
+    if re.fullmatch(r"[0-9.]+", host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError("the host is not a valid IPv4 address") from None
+    elif not _HOSTNAME.match(host):
+        raise ValueError("the host is not a valid host name or IP address")
     return host, int(port)
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether `url` points at this machine (127.0.0.0/8, ::1, localhost): simulators, tests."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _seconds_text(seconds: float) -> str:
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 ACCOUNT_MODELS: dict[str, type[AccountBase]] = {name: v.account for name, v in REGISTRY.items()}
@@ -59,16 +122,17 @@ class Config(StrictModel):
         return value.lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _unique_names(self) -> Config:
-        seen: set[tuple[str, str]] = set()
-        for i, account in enumerate(self.accounts):
-            key = (account.vendor, account.name)
-            if key in seen:
-                raise _AtPath(
-                    f"accounts[{i}].name",
-                    f"duplicate account name {account.name!r} for vendor {account.vendor}",
-                )
-            seen.add(key)
+    def _across_accounts(self, info: ValidationInfo) -> Config:
+        # parse_config runs these itself, over every account (valid or not), to list them all.
+        if info.context and info.context.get(_COLLECTING):
+            return self
+        names = ((i, a.vendor, a.name) for i, a in enumerate(self.accounts))
+        problems = [
+            *duplicate_names(names),
+            *poll_floor_problems(self.poll_interval, enumerate(self.accounts)),
+        ]
+        if problems:
+            raise _AtPath(problems[0].path, problems[0].message)
         return self
 
     def interval_of(self, account: AccountBase) -> float:
@@ -101,6 +165,54 @@ class ConfigError(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("; ".join(str(p) for p in problems))
         self.problems = problems
+
+
+_COLLECTING = "collect_problems"  # validation context: cross-account checks run separately
+
+
+def duplicate_names(accounts: Iterable[tuple[int, str, str]]) -> list[Problem]:
+    """(index, vendor, name) of each account: one problem per repeated name within a vendor."""
+    problems = []
+    seen: set[tuple[str, str]] = set()
+    for i, vendor, name in accounts:
+        if (vendor, name) in seen:
+            problems.append(
+                Problem(
+                    f"accounts[{i}].name", f"duplicate account name {name!r} for vendor {vendor}"
+                )
+            )
+        seen.add((vendor, name))
+    return problems
+
+
+def poll_floor_problems(
+    default_interval: float | None, accounts: Iterable[tuple[int, AccountBase]]
+) -> list[Problem]:
+    """Accounts that would poll a real vendor API faster than that vendor's documented floor.
+
+    Loopback base URLs (the simulators, tests) are exempt. `default_interval` is the top-level
+    poll_interval (None when it is itself invalid: then only per-account overrides are checked).
+    """
+    problems = []
+    for i, account in accounts:
+        vendor = REGISTRY[account.vendor]
+        interval = account.poll_interval or default_interval
+        if interval is None or interval >= vendor.min_poll_interval:
+            continue
+        if is_loopback_url(account.base_url):
+            continue
+        own = account.poll_interval is not None
+        path = f"accounts[{i}].poll_interval" if own else "poll_interval"
+        whose = "" if own else f" (the default of accounts[{i}], {vendor.name} {account.name!r})"
+        problems.append(
+            Problem(
+                path,
+                f"must be at least {_seconds_text(vendor.min_poll_interval)} for {vendor.name}"
+                f"{whose}: {vendor.rate_limit}; only loopback base_url (simulators, tests) may"
+                " poll faster",
+            )
+        )
+    return problems
 
 
 def _join(path: str, key: str | int) -> str:
@@ -180,20 +292,123 @@ def _loc_to_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
-def _problems_from(err: ValidationError) -> Iterator[Problem]:
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside a field's annotation (through Optional, list, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if (found := _model_in(arg)) is not None:
+            return found
+    return None
+
+
+def known_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the mapping at `loc` (a pydantic error location, minus its last part) accepts."""
+    parts = list(loc)
+    model: type[BaseModel] = Config
+    if len(parts) >= 3 and parts[0] == "accounts" and parts[2] in ACCOUNT_MODELS:
+        model, parts = ACCOUNT_MODELS[str(parts[2])], parts[3:]
+    for part in parts:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        sub = _model_in(field.annotation) if field is not None else None
+        if sub is None:
+            return []
+        model = sub
+    keys = [field.alias or name for name, field in model.model_fields.items()]
+    if issubclass(model, AccountBase):
+        keys += [f"{secret}_file" for secret in model.SECRET_FIELDS]
+    return keys
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` for the closest of `choices`, or nothing when none is close."""
+    by_lower = {c.lower(): c for c in choices}
+    # 0.7: catches typos and missing prefixes ("intervall", "interval") but not unrelated words.
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.7)
+    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
+
+
+def _problems_from(err: ValidationError, prefix: tuple[int | str, ...] = ()) -> Iterator[Problem]:
     for e in err.errors(include_input=False, include_url=False):
-        ctx_error = (e.get("ctx") or {}).get("error")
+        ctx = e.get("ctx") or {}
+        ctx_error = ctx.get("error")
+        loc = (*prefix, *e["loc"])
         if isinstance(ctx_error, _AtPath):
             yield Problem(ctx_error.path, ctx_error.message)
             continue
         message = str(e["msg"]).removeprefix("Value error, ")
         if e["type"] == "union_tag_invalid":
-            message = "unknown vendor; expected one of: " + ", ".join(ACCOUNT_MODELS)
+            # The vendor name is never a secret, so it may be matched against the known ones.
+            hint = _did_you_mean(str(ctx.get("tag", "")), ACCOUNT_MODELS)
+            message = f"unknown vendor{hint}; expected one of: " + ", ".join(ACCOUNT_MODELS)
+        elif e["type"] == "union_tag_not_found":
+            loc = (*loc, "vendor")
+            message = "required key is missing; one of: " + ", ".join(ACCOUNT_MODELS)
         elif e["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = "unknown key" + _did_you_mean(str(loc[-1]), known_keys(loc[:-1]))
         elif e["type"] == "missing":
             message = "required key is missing"
-        yield Problem(_loc_to_path(e["loc"]), message)
+        yield Problem(_loc_to_path(loc), message)
+
+
+ACCOUNT: TypeAdapter[AccountBase] = TypeAdapter(Account)
+
+
+def _account_index(problem: Problem) -> float:
+    match = re.match(r"accounts\[(\d+)\]", problem.path)
+    return int(match.group(1)) if match else math.inf
+
+
+def _collect(raw: dict[str, Any]) -> tuple[Config | None, list[Problem]]:
+    """Validate every account on its own, then the top level and the cross-account checks, so
+    that one account's field error hides nothing else: every problem comes out in one pass.
+    """
+    accounts_raw = raw.get("accounts")
+    account_problems: list[Problem] = []
+    valid: list[tuple[int, AccountBase]] = []
+    names: list[tuple[int, str, str]] = []
+    if isinstance(accounts_raw, list):
+        for i, item in enumerate(accounts_raw):
+            try:
+                valid.append((i, ACCOUNT.validate_python(item)))
+            except ValidationError as err:
+                account_problems.extend(_problems_from(err, ("accounts", i)))
+            # Names are compared as written, so that an account with a field error of its own
+            # still shows up as another's duplicate.
+            if (
+                isinstance(item, dict)
+                and item.get("vendor") in ACCOUNT_MODELS
+                and isinstance(item.get("name"), str)
+            ):
+                names.append((i, item["vendor"], item["name"]))
+    # The top level sees only the accounts that validated; their own errors are already listed.
+    top = {**raw, "accounts": [a for _, a in valid]} if accounts_raw else raw
+    config: Config | None = None
+    top_problems: list[Problem] = []
+    try:
+        config = Config.model_validate(top, context={_COLLECTING: True})
+    except ValidationError as err:
+        top_problems = [
+            p for p in _problems_from(err) if not (accounts_raw and p.path == "accounts")
+        ]
+    default_interval: float | None = None
+    if config is not None:
+        default_interval = config.poll_interval
+    else:
+        with contextlib.suppress(ValueError):  # already reported as a top-level problem
+            default_interval = parse_duration(
+                raw.get("poll_interval", Config.model_fields["poll_interval"].default)
+            )
+    cross = [*duplicate_names(names), *poll_floor_problems(default_interval, valid)]
+    # Listed in the file's order: keys above `accounts`, the accounts, then the rest.
+    fields = list(Config.model_fields)
+    before = set(fields[: fields.index("accounts")])
+    head = [p for p in top_problems if re.split(r"[.\[]", p.path)[0] in before]
+    tail = [p for p in top_problems if p not in head]
+    problems = [*head, *sorted([*account_problems, *cross], key=_account_index), *tail]
+    return (None if problems else config), problems
 
 
 def parse_config(
@@ -215,11 +430,8 @@ def parse_config(
     problems: list[Problem] = []
     raw = _expand_env(raw, "", env, problems)
     unreadable = _read_secret_files(raw, problems, base_dir or Path.cwd())
-    try:
-        config = Config.model_validate(raw)
-    except ValidationError as err:
-        problems.extend(p for p in _problems_from(err) if p.path not in unreadable)
-        config = None
+    config, found = _collect(raw)
+    problems.extend(p for p in found if p.path not in unreadable)
     if problems or config is None:
         raise ConfigError(problems)
     return config

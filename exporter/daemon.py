@@ -155,11 +155,13 @@ class Daemon:
         self.config = config
 
     async def stop(self) -> None:
+        started = self.port != 0  # set once the listener is bound
         await self.scheduler.shutdown(grace=POLL_CANCEL_SECONDS)
         if self._http is not None:
             await self._http.cleanup()
             self._http = None
-        log.info("stopped")
+        if started:  # a failed bind is reported by the caller alone, not after a "stopped"
+            log.info("stopped")
 
     def _on_sighup(self) -> None:
         if self._reloading is None or self._reloading.done():

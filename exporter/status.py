@@ -20,13 +20,31 @@ from exporter.render import RenderedSnapshot, render_snapshot
 UNHEALTHY_ROWS = 500
 
 
+# What an Unhealthy's `since` is, shown beside it on the landing page.
+SINCE_FIRST_SEEN = "first seen"  # by this exporter: never earlier than its own first poll
+SINCE_RELINK_NEEDED = "relink needed at"  # the vendor's own time (Connector.relink_needed_since)
+SINCE_FAILED = "failed at"  # the vendor's last failure (Connector.last_failure)
+
+
 @dataclass(frozen=True, slots=True)
 class Unhealthy:
-    """A connector that is not healthy, with when its current health was first seen."""
+    """A connector that is not healthy, with since when (and whose time that is)."""
 
     rank: int  # position of its health in SEVERITY: lower is more urgent
     since: float
     connector: Connector
+    since_label: str = SINCE_FIRST_SEEN
+
+
+def unhealthy_since(connector: Connector, first_seen: float) -> tuple[float, str]:
+    """The vendor's own time for the connector's current state where it gives one, which
+    survives exporter restarts; else when this exporter first saw that state.
+    """
+    if connector.health is Health.RELINK_NEEDED and connector.relink_needed_since is not None:
+        return connector.relink_needed_since, SINCE_RELINK_NEEDED
+    if connector.health is Health.FAILING and connector.last_failure is not None:
+        return connector.last_failure, SINCE_FAILED
+    return first_seen, SINCE_FIRST_SEEN
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,9 +86,10 @@ def publish(snapshot: Snapshot, since: Mapping[str, float]) -> Published:
     ranks = {h: i for i, h in enumerate(SEVERITY)}
     unhealthy = sorted(
         (
-            Unhealthy(ranks.get(c.health, len(SEVERITY)), since.get(c.connector_id, 0.0), c)
+            Unhealthy(ranks.get(c.health, len(SEVERITY)), when, c, label)
             for c in snapshot.connectors
             if c.health is not Health.HEALTHY
+            for when, label in (unhealthy_since(c, since.get(c.connector_id, 0.0)),)
         ),
         key=lambda u: (u.rank, u.since, u.connector.connector_id),
     )[:UNHEALTHY_ROWS]

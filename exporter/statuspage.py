@@ -122,7 +122,8 @@ def _unhealthy(statuses: list[AccountStatus], now: float) -> str:
         "<tr>"
         f"<td>{_esc(s.vendor)}</td><td>{_esc(s.account)}</td>"
         f'<td>{_esc(c.name) or "—"}<div class="small">{_esc(c.connector_id)}</div></td>'
-        f"<td>{_esc(c.integration)}</td><td>{_state(c.health)}</td><td>{_when(u.since, now)}</td>"
+        f"<td>{_esc(c.integration)}</td><td>{_state(c.health)}</td>"
+        f'<td>{_when(u.since, now)} <span class="small since">{_esc(u.since_label)}</span></td>'
         "</tr>"
         for s, u in found[:UNHEALTHY_ROWS]
         for c in (u.connector,)
@@ -163,7 +164,8 @@ def landing_page(statuses: Iterable[AccountStatus], now: float) -> str:
 {_accounts(ordered, now)}
 <h2>Not healthy</h2>
 {_unhealthy(ordered, now)}
-<p class="small">since: the first poll at which this exporter saw the connector in its current
-state (so never before the exporter started).</p>
+<p class="small">since: the vendor's own time where it gives one (<i>relink needed at</i>,
+<i>failed at</i>: its last failure); otherwise <i>first seen</i>, the first poll at which this
+exporter saw the connector in its current state (so never before the exporter started).</p>
 </body></html>
 """

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from exporter.accounts import parse_duration
-from exporter.config import ConfigError, load_config, parse_config
+from exporter.config import LISTEN_ADDRESS_FORMS, ConfigError, load_config, parse_config
 from exporter.vendors.bindbee import BindbeeAccount
 from exporter.vendors.fivetran import FivetranAccount
 
@@ -165,7 +165,7 @@ accounts:
         ),
         (
             "listen_address: nowhere\naccounts: [{vendor: bindbee, name: a, token: t}]",
-            ["listen_address: expected HOST:PORT, e.g. 0.0.0.0:9841"],
+            ["listen_address: the port is missing: expected " + LISTEN_ADDRESS_FORMS],
         ),
         (
             "accounts: [{vendor: bindbee, name: a, token: t, base_url: 'ftp://x'}]",

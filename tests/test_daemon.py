@@ -232,5 +232,5 @@ async def test_port_in_use_is_a_clean_error(tmp_path: Path) -> None:
             timeout=30,
             check=False,
         )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "error:" in result.stderr and "Traceback" not in result.stderr

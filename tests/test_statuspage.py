@@ -79,9 +79,11 @@ async def test_page_of_the_demo_fleet_lists_accounts_counts_and_unhealthy(sim: S
         assert any(f">{c.connector_id}<" in r and f"h-{c.health.value}" in r for r in listed)
     healthy_ids = [c.connector_id for c in connectors if c.health is Health.HEALTHY]
     assert not any(f">{cid}<" in r for cid in healthy_ids for r in listed)
-    # Most severe first; paused last; "since" is the first poll, 90 s before the page.
+    # Most severe first; paused last; "since" is the vendor's own time where it gives one,
+    # else the first poll, 90 s before the page.
     assert "h-broken" in listed[0] and "h-paused" in listed[-1]
-    assert all(">1m ago<" in r for r in listed)
+    assert all(">1m ago<" in r for r in listed if ">first seen<" in r)
+    assert any(">relink needed at<" in r for r in listed)
 
     accounts = rows(page, "accounts")
     assert len(accounts) == 5
@@ -185,6 +187,29 @@ def test_vendor_data_is_escaped() -> None:
     assert "&lt;img src=x onerror=&quot;document.title=1&quot;&gt;&amp;amp;" in page
     assert "id&lt;1&gt;" in page and "&lt;b&gt;sf&lt;/b&gt;" in page
     assert ">1m ago<" in page
+
+
+def test_since_is_the_vendors_own_time_where_it_gives_one() -> None:
+    """After a restart, a connector that has needed a relink for days reads days, not seconds."""
+    day = 86400.0
+    status = status_of(
+        Connector("relink", health=Health.RELINK_NEEDED, relink_needed_since=1000.0 - 3 * day),
+        Connector("relink-no-time", health=Health.RELINK_NEEDED),
+        Connector("failing", health=Health.FAILING, last_failure=1000.0 - 2 * 3600),
+        Connector("broken", health=Health.BROKEN, last_failure=1000.0 - 2 * 3600),
+        since=dict.fromkeys(("relink", "relink-no-time", "failing", "broken"), 990.0),
+    )
+    page = landing_page([status], 1000.0)
+    listed = {}
+    for row in rows(page, "unhealthy"):
+        match = re.search(r'class="small">([^<]+)</div>', row)
+        assert match is not None
+        listed[match[1]] = row
+    assert ">3d 0h ago<" in listed["relink"] and ">relink needed at<" in listed["relink"]
+    assert ">2h 0m ago<" in listed["failing"] and ">failed at<" in listed["failing"]
+    for first_seen in ("relink-no-time", "broken"):
+        assert ">10s ago<" in listed[first_seen] and ">first seen<" in listed[first_seen]
+    assert "first seen</i>, the first poll" in page
 
 
 def test_unhealthy_list_is_capped_but_counts_are_complete() -> None:

@@ -203,4 +203,17 @@ class ApideckAdapter(Adapter[ApideckAccount]):
         return PollResult(connectors=tuple(connectors), catalog=tuple(catalog))
 
 
-VENDOR = Vendor("apideck", ApideckAccount, ApideckAdapter)
+# Apideck publishes no Unify limit of its own (help.apideck.com, "Is there a rate limit for
+# Unify?"), but a poll costs one request per Vault consumer, so a fast interval multiplies quickly.
+MIN_POLL_INTERVAL_SECONDS = 60.0
+RATE_LIMIT = (
+    "Apideck publishes no limit of its own, but each poll makes one request per Vault consumer"
+)
+
+VENDOR = Vendor(
+    "apideck",
+    ApideckAccount,
+    ApideckAdapter,
+    min_poll_interval=MIN_POLL_INTERVAL_SECONDS,
+    rate_limit=RATE_LIMIT,
+)

@@ -37,6 +37,9 @@ MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 # Pagination safety net on top of the repeated-cursor check: 5,000 pages of 1,000 connectors.
 MAX_PAGES = 5_000
 USER_AGENT = f"connector-exporter/{__version__}"
+# A poll every minute is already far finer than any connector's own sync schedule; faster
+# polling only spends the account's API budget, which other tools share.
+DEFAULT_MIN_POLL_INTERVAL_SECONDS = 60.0
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -289,3 +292,7 @@ class Vendor:
     name: str  # the config's `vendor:` tag and the `vendor` label
     account: type[AccountBase]
     adapter: type[Adapter[Any]]
+    # The shortest poll_interval check-config accepts against this vendor's real API (loopback
+    # base URLs, i.e. simulators and tests, are exempt), and the documented rate limit behind it.
+    min_poll_interval: float = DEFAULT_MIN_POLL_INTERVAL_SECONDS
+    rate_limit: str = "no published rate limit"

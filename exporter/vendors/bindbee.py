@@ -123,4 +123,14 @@ class BindbeeAdapter(Adapter[BindbeeAccount]):
         return PollResult(connectors=tuple(connectors))
 
 
-VENDOR = Vendor("bindbee", BindbeeAccount, BindbeeAdapter)
+# Bindbee allows 200 requests a minute (docs.bindbee.dev, API reference "Rate limits").
+MIN_POLL_INTERVAL_SECONDS = 60.0
+RATE_LIMIT = "Bindbee allows 200 API requests a minute"
+
+VENDOR = Vendor(
+    "bindbee",
+    BindbeeAccount,
+    BindbeeAdapter,
+    min_poll_interval=MIN_POLL_INTERVAL_SECONDS,
+    rate_limit=RATE_LIMIT,
+)

@@ -133,4 +133,18 @@ class FivetranAdapter(Adapter[FivetranAccount]):
         return PollResult(connectors=tuple(connectors))
 
 
-VENDOR = Vendor("fivetran", FivetranAccount, FivetranAdapter)
+# Fivetran allows 20,000 API requests an hour per account (500 on trial accounts), shared with
+# every other tool using that account (fivetran.com/docs/rest-api/rate-limiting).
+MIN_POLL_INTERVAL_SECONDS = 60.0
+RATE_LIMIT = (
+    "Fivetran allows 20,000 API requests an hour per account (500 on trials), shared with every"
+    " other tool using the account"
+)
+
+VENDOR = Vendor(
+    "fivetran",
+    FivetranAccount,
+    FivetranAdapter,
+    min_poll_interval=MIN_POLL_INTERVAL_SECONDS,
+    rate_limit=RATE_LIMIT,
+)

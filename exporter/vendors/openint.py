@@ -177,4 +177,14 @@ class OpenintAdapter(Adapter[OpenintAccount]):
         return PollResult(connectors=tuple(connectors), catalog=tuple(catalog))
 
 
-VENDOR = Vendor("openint", OpenintAccount, OpenintAdapter)
+# OpenInt documents no rate limit; the default floor keeps the exporter a polite client.
+MIN_POLL_INTERVAL_SECONDS = 60.0
+RATE_LIMIT = "OpenInt publishes no rate limit; the exporter stays a polite client"
+
+VENDOR = Vendor(
+    "openint",
+    OpenintAccount,
+    OpenintAdapter,
+    min_poll_interval=MIN_POLL_INTERVAL_SECONDS,
+    rate_limit=RATE_LIMIT,
+)

@@ -169,4 +169,14 @@ class VersoriAdapter(Adapter[VersoriAccount]):
         return PollResult(connectors=tuple(connectors))
 
 
-VENDOR = Vendor("versori", VersoriAccount, VersoriAdapter)
+# Versori documents no rate limit; the default floor keeps the exporter a polite client.
+MIN_POLL_INTERVAL_SECONDS = 60.0
+RATE_LIMIT = "Versori publishes no rate limit; the exporter stays a polite client"
+
+VENDOR = Vendor(
+    "versori",
+    VersoriAccount,
+    VersoriAdapter,
+    min_poll_interval=MIN_POLL_INTERVAL_SECONDS,
+    rate_limit=RATE_LIMIT,
+)
