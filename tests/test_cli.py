@@ -162,9 +162,9 @@ accounts:
   - {vendor: bindbee, name: hr, token: a, tokn: b}
   - {vendor: bindbee, name: hr, token: b}
   - {vendor: openint, name: o, token: t, catalog: false, connections: false}
-  - {vendor: apideck, name: fast, api_key: k, app_id: a, poll_interval: 5s}
-  - {vendor: versori, name: local, token: t, organisation_id: o, poll_interval: 1s,
-     base_url: "http://127.0.0.1:9900/versori"}
+  - {vendor: bindbee, name: fast, token: k, poll_interval: 5s}
+  - {vendor: bindbee, name: local, token: t, poll_interval: 1s,
+     base_url: "http://127.0.0.1:9900/bindbee"}
 """
 
 
@@ -175,7 +175,7 @@ def test_check_config_lists_field_and_cross_account_problems_in_one_pass(tmp_pat
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = [line.strip() for line in result.stderr.strip().splitlines()]
     assert lines[0] == f"{path}: invalid configuration (9 problems):"
-    apideck = REGISTRY["apideck"]
+    bindbee = REGISTRY["bindbee"]
     assert lines[1:] == [
         "max_retries: Input should be less than or equal to 10",
         "accounts[0]: unknown vendor (did you mean 'fivetran'?); expected one of: "
@@ -186,7 +186,7 @@ def test_check_config_lists_field_and_cross_account_problems_in_one_pass(tmp_pat
         # account 2 has a field error, and the duplicate of its name is still found
         "accounts[3].name: duplicate account name 'hr' for vendor bindbee",
         "accounts[4]: catalog and connections are both false: nothing to poll",
-        f"accounts[5].poll_interval: must be at least 1m for apideck: {apideck.rate_limit};"
+        f"accounts[5].poll_interval: must be at least 1m for bindbee: {bindbee.rate_limit};"
         " only loopback base_url (simulators, tests) may poll faster",
         # account 6 polls every second, but a loopback simulator: exempt
         "pol_interval: unknown key (did you mean 'poll_interval'?)",

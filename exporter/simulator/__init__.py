@@ -12,7 +12,7 @@ Every vendor API lives under `/<vendor>` (its `base_url`), and a control API und
   `SCENARIO_MODES` in base.py; `"retry_after": null` sends no Retry-After);
   `DELETE /_control/{vendor}/faults`
 - `POST /_control/{vendor}/settings` `{"latency_ms": 150, "size": 1000}` (and vendor knobs such
-  as Apideck's `per_consumer`)
+  as `per_consumer` where a simulator has it)
 - `POST /_control/reset`: the initial fleets, no faults
 """
 

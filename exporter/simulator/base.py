@@ -53,8 +53,9 @@ FAULT_MODES = (
 #   the vendor's published schema, and values the schema has no room for (each simulator's
 #   `out_of_spec()` says which). Without it every page validates against tests/schemas/
 #   (tests/simulator/test_schemas.py).
-# - `consumer_deleted` (Apideck): the consumer listing names one more consumer, whose detail
-#   request then answers 404, as when it is deleted between the two requests.
+# - `consumer_deleted` (vendors with a listing and a detail request per item): the listing
+#   names one more item, whose detail request then answers 404, as when it is deleted between
+#   the two requests.
 SCENARIO_MODES = ("out_of_spec", "consumer_deleted")
 ALL_MODES = FAULT_MODES + SCENARIO_MODES
 
