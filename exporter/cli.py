@@ -12,7 +12,14 @@ from pathlib import Path
 import yaml
 
 from exporter import __version__, logs
-from exporter.config import DEFAULT_LISTEN_ADDRESS, ENV_CONFIG, Config, ConfigError, load_config
+from exporter.config import (
+    DEFAULT_LISTEN_ADDRESS,
+    ENV_CONFIG,
+    Config,
+    ConfigError,
+    load_config,
+    parse_listen_address,
+)
 from exporter.shard import Shard, parse_shard
 
 EXIT_INVALID_CONFIG = 2
@@ -60,6 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         daemon = Daemon(
             config,
             listen_address=args.listen_address,
+            webhook_listen_address=args.webhook_listen_address,
             shard=shard,
             config_path=args.config,
             web_config_path=args.web_config,
@@ -136,6 +144,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listen_address(value: str) -> str:
+    try:
+        parse_listen_address(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="connector-exporter",
@@ -148,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="poll every configured account and serve /metrics")
     run.add_argument("--config", default=os.environ.get(ENV_CONFIG), help=config_help)
     run.add_argument("--listen-address", help=f"HOST:PORT (default {DEFAULT_LISTEN_ADDRESS})")
+    run.add_argument(
+        "--webhook-listen-address",
+        metavar="HOST:PORT",
+        type=_listen_address,
+        help="serve vendor webhooks on this address (default: the config's webhooks, else off)",
+    )
     run.add_argument("--log-level", type=str.lower, choices=("debug", "info", "warning", "error"))
     run.add_argument(
         "--web-config",

@@ -118,6 +118,12 @@ def number(name: str, attr: str) -> Lines:
     return lines
 
 
+def _syncs(run: Run) -> Iterator[str]:
+    for c, ac in zip(run.connectors, run.prefixes, strict=True):
+        for result, count in c.syncs:
+            yield f'connector_syncs_total{{{ac},result="{result}",{run.vendor}}} {count}.0\n'
+
+
 def _per_connector(name: str, help_: str, make: Callable[[str, str], Lines], attr: str) -> Family:
     labels = ("state",) if make is stateset else ()
     return Family(name, help_, labels=labels, lines=make(name, attr))
@@ -222,6 +228,26 @@ CONNECTOR: tuple[Family, ...] = (
     _per_connector(
         "connector_tasks", "Number of tasks the vendor asks a user to act on.", number, "tasks"
     ),
+    # From webhooks only (SPEC §6.2): no series until an event about the connector arrives.
+    Family(
+        "connector_syncs",
+        "Syncs that ended, by result, as the vendor's webhooks reported them.",
+        "counter",
+        labels=("result",),
+        lines=_syncs,
+    ),
+    _per_connector(
+        "connector_last_sync_duration_seconds",
+        "End minus start of the last sync whose start and end events were both received.",
+        number,
+        "last_sync_duration",
+    ),
+    _per_connector(
+        "connector_last_event_timestamp_seconds",
+        "Unix time the last accepted webhook event about the connector was received.",
+        number,
+        "last_event",
+    ),
 )
 
 # Catalog entries (connector types), not connector instances: no connector_id of an instance.
@@ -272,6 +298,13 @@ EXPORTER: tuple[Family, ...] = (
     ),
     Family(
         "connector_exporter_build_info", "Build of the exporter; always 1.", labels=("version",)
+    ),
+    Family(
+        "connector_exporter_webhook_requests",
+        "Webhook requests by outcome; vendor and account are empty when the path names no "
+        "configured webhook account.",
+        "counter",
+        labels=("result",),
     ),
 )
 # Families without the per-account labels.
