@@ -8,6 +8,8 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -24,6 +26,8 @@ from exporter.shard import Shard, parse_shard
 
 EXIT_INVALID_CONFIG = 2
 DEFAULT_SIMULATOR_PORT = 9900
+# A demo value: the simulators are local fakes, and the key is printed in the config they write.
+DEFAULT_SIMULATOR_WEBHOOK_SECRET = "sim-webhook-secret"  # noqa: S105
 
 
 def _load(path: str | None) -> Config | int:
@@ -120,7 +124,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     async def serve() -> None:
         sim = Simulator(sizes)
         await sim.start(port=args.port)
-        config = {"poll_interval": "30s", "accounts": sim.accounts()}
+        config: dict[str, Any] = {"poll_interval": "30s"}
+        if args.webhook_url:
+            # e.g. http://127.0.0.1:9842/webhooks: each vendor posts to <url>/<vendor>/<account>
+            sim.add_webhooks(args.webhook_url, args.webhook_secret)
+            host = urlsplit(args.webhook_url)
+            config["webhooks"] = {"listen_address": f"{host.hostname}:{host.port or 80}"}
+            config["accounts"] = sim.accounts(webhook_secret=args.webhook_secret)
+        else:
+            config["accounts"] = sim.accounts()
         print(
             f"vendor simulators listening on http://127.0.0.1:{sim.port}\n"
             "an exporter config that polls them:\n---\n" + yaml.safe_dump(config, sort_keys=False),
@@ -196,6 +208,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve N generated connectors (for every vendor, or VENDOR=N for one; repeatable)",
     )
     simulate.add_argument("--write-config", metavar="FILE", help="write an exporter config")
+    simulate.add_argument(
+        "--webhook-url",
+        metavar="URL",
+        help="send signed vendor webhooks on every fleet change to URL/<vendor>/<account> "
+        "(the exporter's webhook listener, e.g. http://127.0.0.1:9842/webhooks)",
+    )
+    simulate.add_argument(
+        "--webhook-secret",
+        default=DEFAULT_SIMULATOR_WEBHOOK_SECRET,
+        help="the key the simulators sign webhooks with (Apideck's is its API key)",
+    )
     simulate.set_defaults(func=cmd_simulate)
 
     check = sub.add_parser("check-config", help="validate the config file and exit (2: invalid)")
