@@ -112,6 +112,8 @@ class Simulator:
         self.port = server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        for sim in self.vendors.values():
+            await sim.webhooks.aclose()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
