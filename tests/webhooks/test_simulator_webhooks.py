@@ -80,7 +80,8 @@ async def test_every_change_arrives_by_webhook_within_moments(sim: Simulator) ->
             listed = (await client.get(f"{control}/fivetran/webhooks")).json()
             assert SECRET not in str(listed)
         assert sum(r.status.polls_total for r in daemon.scheduler.runners.values()) == polls
-        print(f"\nhealth change -> /metrics via webhook (ms): {[round(x * 1000) for x in latencies]}")
+        millis = [round(x * 1000) for x in latencies]
+        print(f"\nhealth change -> /metrics via webhook (ms): {millis}")
     finally:
         await daemon.stop()
 
