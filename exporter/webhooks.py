@@ -228,7 +228,13 @@ class WebhookListener:
         if events and not fresh:
             return self._answer(labels, "duplicate", 200)
         received_at = self.clock()
-        applied = await runner.deliver(fresh, received_at) if fresh else False
+        try:
+            applied = await runner.deliver(fresh, received_at) if fresh else False
+        except Exception:  # a bug must cost this event (the next poll corrects), not the daemon
+            log.error(
+                "webhook_apply_failed", vendor=vendor_name, account=account_name, exc_info=True
+            )
+            applied = False
         log.info(
             "webhook",
             vendor=vendor_name,
