@@ -68,6 +68,8 @@ class AccountBase(StrictModel):
     poll_interval: Duration | None = None
     include: list[str] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list)
+    # The key that signs this account's webhooks (SPEC §6.2); webhooks are refused without it.
+    webhook_secret: SecretStr | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -97,10 +99,15 @@ class AccountBase(StrictModel):
             return False
         return not any(re.search(p, name) for p in self.exclude)
 
+    @classmethod
+    def secret_fields(cls) -> tuple[str, ...]:
+        """The vendor's secret keys and the webhook key every account may have."""
+        return (*cls.SECRET_FIELDS, "webhook_secret")
+
     def secret_values(self) -> list[str]:
         """Every secret of this account in clear, so that logs and errors can redact them."""
         out = []
-        for field in self.SECRET_FIELDS:
+        for field in self.secret_fields():
             value = getattr(self, field, None)
             if isinstance(value, SecretStr) and value.get_secret_value():
                 out.append(value.get_secret_value())

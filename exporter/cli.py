@@ -10,7 +10,8 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -94,6 +95,10 @@ def _print_problems(path: str, what: str, problems: list[Problem]) -> int:
     return EXIT_INVALID_CONFIG
 
 
+# A demo value: the simulators are local fakes, and the key is printed in the config they write.
+DEFAULT_SIMULATOR_WEBHOOK_SECRET = "sim-webhook-secret"  # noqa: S105
+
+
 def _load(path: str | None) -> Config | int:
     if not path:
         return _error(f"no config file: pass --config FILE or set {ENV_CONFIG}")
@@ -123,6 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         daemon = Daemon(
             config,
             listen_address=args.listen_address,
+            webhook_listen_address=args.webhook_listen_address,
             shard=shard,
             config_path=args.config,
             web_config_path=args.web_config,
@@ -172,7 +178,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         sim = Simulator(sizes)
         await sim.start(port=args.port)
         try:
-            config = {"poll_interval": "30s", "accounts": sim.accounts()}
+            config: dict[str, Any] = {"poll_interval": "30s"}
+            if args.webhook_url:
+                # e.g. http://127.0.0.1:9842/webhooks: each vendor posts to
+                # <url>/<vendor>/<account>
+                sim.add_webhooks(args.webhook_url, args.webhook_secret)
+                host = urlsplit(args.webhook_url)
+                config["webhooks"] = {"listen_address": f"{host.hostname}:{host.port or 80}"}
+                config["accounts"] = sim.accounts(webhook_secret=args.webhook_secret)
+            else:
+                config["accounts"] = sim.accounts()
             text = yaml.safe_dump(config, sort_keys=False)
             if args.write_config:
                 try:
@@ -227,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="debug, info, warning or error, overriding the config's log_level (default info)",
     )
     run.add_argument(
+        "--webhook-listen-address",
+        metavar="HOST:PORT",
+        type=listen_address_arg,
+        help="serve vendor webhooks on this address (default: the config's webhooks, else off)",
+    )
+    run.add_argument(
         "--web-config",
         metavar="FILE",
         help="TLS and basic auth, in the Prometheus exporter-toolkit web config format",
@@ -265,6 +286,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve N generated connectors (for every vendor, or VENDOR=N for one; repeatable)",
     )
     simulate.add_argument("--write-config", metavar="FILE", help="write an exporter config")
+    simulate.add_argument(
+        "--webhook-url",
+        metavar="URL",
+        help="send signed vendor webhooks on every fleet change to URL/<vendor>/<account> "
+        "(the exporter's webhook listener, e.g. http://127.0.0.1:9842/webhooks)",
+    )
+    simulate.add_argument(
+        "--webhook-secret",
+        default=DEFAULT_SIMULATOR_WEBHOOK_SECRET,
+        help="the key the simulators sign webhooks with (or the API key, for vendors signing so)",
+    )
     simulate.set_defaults(func=cmd_simulate)
 
     check = sub.add_parser("check-config", help="validate the config file and exit (2: invalid)")

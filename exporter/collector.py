@@ -22,7 +22,7 @@ from exporter import __version__
 from exporter.deflate import Piece, Splice, gzip_length, gzip_stream
 from exporter.deflate import Run as PieceRun
 from exporter.families import ACCOUNT_LABELS, BY_NAME, CATALOG, CONNECTOR, PROCESS_WIDE
-from exporter.render import HEADERS, RenderedSnapshot
+from exporter.render import HEADERS, OPENMETRICS_HEADERS, RenderedSnapshot
 from exporter.status import AccountStatus
 
 AGE_FAMILIES = tuple(f for f in CONNECTOR if f.age_of)
@@ -148,9 +148,9 @@ class Exposition:
         self._lock = threading.Lock()
         self._ages_for: tuple[int, tuple[RenderedSnapshot, ...]] = (-1, ())
         self._ages: dict[str, list[Piece]] = {}
-        # The static runs between the scrape-time pieces, for one set of renderings.
-        self._runs_for: tuple[RenderedSnapshot, ...] | None = None
-        self._runs: list[PieceRun] = []
+        # The static runs between the scrape-time pieces, per format (counter headers differ),
+        # for one set of renderings.
+        self._runs: dict[bool, tuple[tuple[RenderedSnapshot, ...], list[PieceRun]]] = {}
 
     def _age_pieces(
         self, rendered: tuple[RenderedSnapshot, ...], now: int
@@ -166,14 +166,18 @@ class Exposition:
                 self._ages_for = (now, rendered)
             return self._ages
 
-    def _static_runs(self, rendered: tuple[RenderedSnapshot, ...]) -> list[PieceRun]:
+    def _static_runs(
+        self, rendered: tuple[RenderedSnapshot, ...], openmetrics: bool
+    ) -> list[PieceRun]:
         """Everything between (and before) the age families, spliced once per set of polls."""
+        headers = OPENMETRICS_HEADERS if openmetrics else HEADERS
         with self._lock:
-            if self._runs_for is None or not _same(self._runs_for, rendered):
+            held = self._runs.get(openmetrics)
+            if held is None or not _same(held[0], rendered):
                 runs: list[PieceRun] = []
                 current: list[Piece] = []
                 for family in (*CONNECTOR, *CATALOG):
-                    current.append(HEADERS[family.name])
+                    current.append(headers[family.name])
                     if family.age_of:
                         runs.append(PieceRun(current))
                         current = []
@@ -181,15 +185,15 @@ class Exposition:
                         for r in rendered:
                             current.extend(r.pieces[family.name])
                 runs.append(PieceRun(current))
-                self._runs, self._runs_for = runs, rendered
-            return self._runs
+                held = self._runs[openmetrics] = (rendered, runs)
+            return held[1]
 
     def pieces(self, openmetrics: bool = False) -> list[Splice]:
         """The whole response, in order: static runs, ages, the exporter's own families."""
         statuses = sorted(self._statuses(), key=lambda s: (s.vendor, s.account))
         # Each account's published state is read once: one consistent reference per account.
         rendered = tuple(p.rendered for s in statuses if (p := s.published) is not None)
-        runs = self._static_runs(rendered)
+        runs = self._static_runs(rendered, openmetrics)
         ages = self._age_pieces(rendered, int(self._clock()))
         out: list[Splice] = [runs[0]]
         for family, run in zip(AGE_FAMILIES, runs[1:], strict=True):

@@ -100,6 +100,26 @@ else:
     Account = Annotated[Union[tuple(ACCOUNT_MODELS.values())], Field(discriminator="vendor")]  # noqa: UP007
 
 
+DEFAULT_WEBHOOK_BODY_BYTES = 1024 * 1024
+# A vendor event is a few kilobytes; past this a "webhook" is an attack on memory, not an event.
+MAX_WEBHOOK_BODY_BYTES = 16 * 1024 * 1024
+
+
+class WebhooksConfig(StrictModel):
+    """The webhook listener (SPEC §6.2): its own address, so /metrics can stay internal."""
+
+    listen_address: str
+    max_body_bytes: Annotated[int, Field(ge=1024, le=MAX_WEBHOOK_BODY_BYTES)] = (
+        DEFAULT_WEBHOOK_BODY_BYTES
+    )
+
+    @field_validator("listen_address")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        parse_listen_address(value)
+        return value
+
+
 class Config(StrictModel):
     listen_address: str = DEFAULT_LISTEN_ADDRESS
     poll_interval: Duration = 300.0
@@ -109,6 +129,7 @@ class Config(StrictModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console", "auto"] = "auto"
     accounts: Annotated[list[Account], Field(min_length=1)]
+    webhooks: WebhooksConfig | None = None
 
     @field_validator("listen_address")
     @classmethod
@@ -133,6 +154,16 @@ class Config(StrictModel):
         ]
         if problems:
             raise _AtPath(problems[0].path, problems[0].message)
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_vendors(self) -> Config:
+        for i, account in enumerate(self.accounts):
+            if account.webhook_secret is not None and REGISTRY[account.vendor].webhook is None:
+                raise _AtPath(
+                    f"accounts[{i}].webhook_secret",
+                    f"{account.vendor} sends no webhooks (see docs/webhooks.md)",
+                )
         return self
 
     def interval_of(self, account: AccountBase) -> float:
@@ -254,7 +285,7 @@ def _read_secret_files(raw: Any, problems: list[Problem], base_dir: Path) -> set
         model = ACCOUNT_MODELS.get(str(account.get("vendor")))
         if model is None:
             continue
-        for field in model.SECRET_FIELDS:
+        for field in model.secret_fields():
             key = f"{field}_file"
             if key not in account:
                 continue

@@ -16,6 +16,7 @@ from prometheus_client.registry import CollectorRegistry
 from exporter.accounts import AccountBase
 from exporter.collector import ExporterCollector, Exposition
 from exporter.config import (
+    DEFAULT_WEBHOOK_BODY_BYTES,
     Config,
     ConfigError,
     Problem,
@@ -27,6 +28,7 @@ from exporter.scheduler import Scheduler
 from exporter.shard import Shard
 from exporter.web import make_app
 from exporter.webconfig import WebConfig, load_web_config
+from exporter.webhooks import WebhookListener
 
 log = structlog.get_logger("exporter")
 
@@ -43,6 +45,7 @@ class Daemon:
         config: Config,
         *,
         listen_address: str | None = None,
+        webhook_listen_address: str | None = None,
         shard: Shard | None = None,
         config_path: str | Path | None = None,
         web_config_path: str | Path | None = None,
@@ -66,6 +69,20 @@ class Daemon:
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
         self.exposition = Exposition(self.scheduler.statuses, self.registry)
+        # The webhook port (SPEC §6.2): off unless configured here or on the command line.
+        hooks = config.webhooks
+        self.webhook_listen_address = webhook_listen_address or (
+            hooks.listen_address if hooks else None
+        )
+        self.webhooks: WebhookListener | None = None
+        if self.webhook_listen_address is not None:
+            self.webhooks = WebhookListener(
+                lambda: self.scheduler.runners,
+                max_body_bytes=hooks.max_body_bytes if hooks else DEFAULT_WEBHOOK_BODY_BYTES,
+            )
+            self.registry.register(self.webhooks.collector())
+        self._webhook_http: web.AppRunner | None = None
+        self.webhook_port = 0
         self._http: web.AppRunner | None = None
         self._reloading: asyncio.Task[bool] | None = None
         self.port = 0
@@ -96,6 +113,8 @@ class Daemon:
         await site.start()
         server: Any = site._server  # aiohttp exposes no public accessor for the bound port
         self.port = server.sockets[0].getsockname()[1] if server and server.sockets else port
+        if self.webhooks is not None and self.webhook_listen_address is not None:
+            await self._start_webhooks(self.webhooks, self.webhook_listen_address)
         self.scheduler.start()
         log.info(
             "started",
@@ -104,7 +123,27 @@ class Daemon:
             basic_auth=self.web.auth_required,
             accounts=len(self.scheduler.runners),
             shard=f"{self.shard.index}/{self.shard.count}" if self.shard else None,
+            webhooks=f"{self.webhook_listen_address.rpartition(':')[0]}:{self.webhook_port}"
+            if self.webhook_listen_address
+            else None,
         )
+
+    async def _start_webhooks(self, listener: WebhookListener, address: str) -> None:
+        """The webhook port: no basic auth (vendors sign instead), TLS as /metrics has it."""
+        host, port = parse_listen_address(address)
+        self._webhook_http = web.AppRunner(
+            listener.app(),
+            access_log=None,
+            shutdown_timeout=HTTP_SHUTDOWN_SECONDS,
+            handle_signals=False,
+        )
+        await self._webhook_http.setup()
+        site = web.TCPSite(
+            self._webhook_http, host, port, reuse_address=True, ssl_context=self.web.ssl_context
+        )
+        await site.start()
+        server: Any = site._server
+        self.webhook_port = server.sockets[0].getsockname()[1] if server.sockets else port
 
     async def reload(self) -> bool:
         """Re-read the config and web config files (SIGHUP); keep the old ones if invalid."""
@@ -151,12 +190,17 @@ class Daemon:
     async def _apply(self, config: Config) -> None:
         if config.listen_address != self.config.listen_address:
             log.warning("reload_ignored", key="listen_address", reason="needs a restart")
+        if config.webhooks != self.config.webhooks:
+            log.warning("reload_ignored", key="webhooks", reason="needs a restart")
         await self.scheduler.reconcile(config, self._accounts(config))
         self.config = config
 
     async def stop(self) -> None:
         started = self.port != 0  # set once the listener is bound
         await self.scheduler.shutdown(grace=POLL_CANCEL_SECONDS)
+        if self._webhook_http is not None:
+            await self._webhook_http.cleanup()
+            self._webhook_http = None
         if self._http is not None:
             await self._http.cleanup()
             self._http = None

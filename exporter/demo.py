@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -48,17 +49,20 @@ async def play_story(
             vsim = sim.vendors[vendor]
             for connector in vsim.connectors.values():
                 if connector.get(key) == value:
-                    vsim.set_health(connector, health, clock())
+                    vsim.change_health(connector, health, clock())
                     log.info("demo_story", vendor=vendor, connector=value, health=health)
                     break
 
 
-def demo_config(sim: Simulator, listen_address: str) -> Config:
+def demo_config(sim: Simulator, listen_address: str, webhook_secret: str | None = None) -> Config:
     raw: dict[str, Any] = {
         "listen_address": listen_address,
         "poll_interval": DEMO_POLL_INTERVAL,
-        "accounts": sim.accounts(),
+        "accounts": sim.accounts(webhook_secret=webhook_secret),
     }
+    if webhook_secret is not None:
+        # Any free local port: the simulators are told where it is once it is bound.
+        raw["webhooks"] = {"listen_address": "127.0.0.1:0"}
     return Config.model_validate(raw)
 
 
@@ -115,13 +119,13 @@ def banner(
     if target is not None:
         vendor, connector_id, health = target
         lines += [
-            f"    # make a connector {health} yourself; the next poll shows it on the page:",
+            f"    # make a connector {health} yourself; its signed webhook shows it at once:",
             f"    curl -sf -w '\\n' -X POST {sim_base}/_control/{vendor}/connectors/{connector_id}"
             f'/health -d \'{{"health": "{health}"}}\'',
         ]
     lines.append(
         f"  every {STORY_STEP_SECONDS:.0f}s a connector breaks, needs relinking or recovers;"
-        f" polls run every {DEMO_POLL_INTERVAL}."
+        f" the simulators push signed webhooks at once, polls run every {DEMO_POLL_INTERVAL}."
     )
     return "\n".join(lines) + "\n"
 
@@ -133,7 +137,8 @@ def _print_now(text: str) -> None:
 async def run_demo(listen_address: str, print_: Callable[[str], None] = _print_now) -> None:
     sim = Simulator()
     await sim.start()
-    daemon = Daemon(demo_config(sim, listen_address))
+    webhook_secret = secrets.token_urlsafe(24)
+    daemon = Daemon(demo_config(sim, listen_address, webhook_secret))
     story = asyncio.create_task(play_story(sim))
     stop = asyncio.Event()
     serve = asyncio.create_task(daemon.serve(stop))
@@ -141,11 +146,14 @@ async def run_demo(listen_address: str, print_: Callable[[str], None] = _print_n
         # Bounded waits: for the listener, then for every account's first poll, so that the
         # banner's commands show data the moment they are printed.
         for _ in range(100):
-            if daemon.port or serve.done():
+            if (daemon.port and daemon.webhook_port) or serve.done():
                 break
             await asyncio.sleep(0.05)
         if serve.done():
             await serve  # re-raises why the daemon could not start
+        # Breaks then reach /metrics within a second through signed webhooks, as in production;
+        # the polls every DEMO_POLL_INTERVAL stay the reconciler.
+        sim.add_webhooks(f"http://127.0.0.1:{daemon.webhook_port}/webhooks", webhook_secret)
         for _ in range(READY_WAIT_STEPS):
             if daemon.scheduler.ready() or serve.done():
                 break

@@ -127,6 +127,12 @@ class number(FromAttr):  # noqa: N801
                 yield f"{name}{{{ac},{run.vendor}}} {go_float(value)}\n"
 
 
+def _syncs(run: Run) -> Iterator[str]:
+    for c, ac in zip(run.connectors, run.prefixes, strict=True):
+        for result, count in c.syncs:
+            yield f'connector_syncs_total{{{ac},result="{result}",{run.vendor}}} {count}.0\n'
+
+
 def _per_connector(name: str, help_: str, make: type[FromAttr], attr: str) -> Family:
     labels = ("state",) if make is stateset else ()
     return Family(name, help_, labels=labels, lines=make(name, attr))
@@ -231,6 +237,26 @@ CONNECTOR: tuple[Family, ...] = (
     _per_connector(
         "connector_tasks", "Number of tasks the vendor asks a user to act on.", number, "tasks"
     ),
+    # From webhooks only (SPEC §6.2): no series until an event about the connector arrives.
+    Family(
+        "connector_syncs",
+        "Syncs that ended, by result, as the vendor's webhooks reported them.",
+        "counter",
+        labels=("result",),
+        lines=_syncs,
+    ),
+    _per_connector(
+        "connector_last_sync_duration_seconds",
+        "End minus start of the last sync whose start and end events were both received.",
+        number,
+        "last_sync_duration",
+    ),
+    _per_connector(
+        "connector_last_event_timestamp_seconds",
+        "Unix time the last accepted webhook event about the connector was received.",
+        number,
+        "last_event",
+    ),
 )
 
 # Catalog entries (connector types), not connector instances: no connector_id of an instance.
@@ -289,6 +315,13 @@ EXPORTER: tuple[Family, ...] = (
     Family(
         "connector_exporter_total_shards",
         "The shard count of --shard INDEX/COUNT (1 when unsharded).",
+    ),
+    Family(
+        "connector_exporter_webhook_requests",
+        "Webhook requests by outcome; vendor and account are empty when the path names no "
+        "configured webhook account.",
+        "counter",
+        labels=("result",),
     ),
 )
 # Families without the per-account labels.

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 OTHER = "other"
+# Sync outcomes of `connector_syncs_total{result}` (SPEC §6.2), in exposition order.
+SYNC_RESULTS = ("success", "failure", "rescheduled", "canceled")
 
 
 class Health(StrEnum):
@@ -69,6 +71,11 @@ class Connector:
     sync_frequency: float | None = None
     warnings: int | None = None
     tasks: int | None = None
+    # Sync telemetry from webhooks (SPEC §6.2), kept across polls by the account's runner:
+    # (result, count) pairs in result order, only results seen so far.
+    syncs: tuple[tuple[str, int], ...] = ()
+    last_sync_duration: float | None = None
+    last_event: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

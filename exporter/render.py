@@ -26,12 +26,18 @@ KEEP_PLAIN_BYTES = 64 * 1024 * 1024
 STATESET_FIELDS = {"setup_state": "setup", "sync_state": "sync", "update_state": "update"}
 
 
-def header(family: Family) -> Piece:
+def header(family: Family, openmetrics: bool = False) -> Piece:
+    """HELP and TYPE as prometheus-client writes them: a counter's text-format family is
+    named with `_total`, its OpenMetrics family without."""
     doc = family.help.replace("\\", r"\\").replace("\n", r"\n")
-    return Piece.frozen(f"# HELP {family.name} {doc}\n# TYPE {family.name} gauge\n".encode())
+    name = family.name
+    if family.type == "counter" and not openmetrics:
+        name += "_total"
+    return Piece.frozen(f"# HELP {name} {doc}\n# TYPE {name} {family.type}\n".encode())
 
 
 HEADERS = {f.name: header(f) for f in (*CONNECTOR, *CATALOG)}
+OPENMETRICS_HEADERS = {f.name: header(f, openmetrics=True) for f in (*CONNECTOR, *CATALOG)}
 
 
 @dataclass(frozen=True, eq=False)

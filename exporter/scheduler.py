@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -15,11 +16,21 @@ from exporter.accounts import AccountBase
 from exporter.config import Config
 from exporter.errors import PollTimeout, VendorError
 from exporter.model import CatalogEntry, Connector, PollResult, Snapshot, StateSets
-from exporter.status import AccountStatus, Published, carry_health_since, publish
+from exporter.status import (
+    AccountStatus,
+    Published,
+    SyncTelemetry,
+    carry_health_since,
+    publish,
+)
 from exporter.vendors import REGISTRY
-from exporter.vendors.base import ApiClient, ClientSettings, PollStats
+from exporter.vendors.base import ApiClient, ClientSettings, Event, PollStats
 
 log = structlog.get_logger("exporter.poll")
+
+# Events received while a poll is in flight are applied again on top of its result (its pages
+# may predate them); past this many, the poll's own result stands and the next poll corrects.
+MAX_REPLAY_EVENTS = 10_000
 
 # Spread polls of many accounts so that they do not hit vendors (or our CPU) in lockstep.
 JITTER_FRACTION = 0.1
@@ -86,6 +97,11 @@ class AccountRunner:
         )
         self.adapter = adapter_cls(account, self.api)
         self._lock = asyncio.Lock()
+        # Held while a new Published is derived from the current one and swapped in, by a poll
+        # or by events, so that neither overwrites the other's change.
+        self._publish_lock = asyncio.Lock()
+        self._queue: list[tuple[Event, float]] = []
+        self._replay: list[tuple[Event, float]] | None = None  # not None while a poll runs
 
     def _count_response(self, code: str) -> None:
         self.status.requests[code] += 1
@@ -104,18 +120,22 @@ class AccountRunner:
         error: VendorError | None = None
         published: Published | None = None
         duplicates = 0
+        self._replay = []
+        self.adapter.begin_poll()
         try:
             async with asyncio.timeout(self.poll_timeout):
                 result = await self.adapter.poll()
                 snapshot, duplicates = build_snapshot(
                     self.account, self.adapter.states, result, taken_at=self.clock()
                 )
-                # Rendering 50,000 connectors takes seconds of CPU: off the event loop, so
-                # that scrapes and other accounts' polls go on meanwhile.
-                previous, current = status.published, snapshot
-                published = await asyncio.to_thread(
-                    lambda: publish(current, carry_health_since(previous, current))
-                )
+                async with self._publish_lock:
+                    replay, self._replay = self._replay or [], None
+                    # Rendering 50,000 connectors takes seconds of CPU: off the event loop, so
+                    # that scrapes and other accounts' polls go on meanwhile.
+                    published = await asyncio.to_thread(
+                        self._publish_poll, status.published, snapshot, replay
+                    )
+                    status.published = published  # the swap: one reference, read once each
         except TimeoutError:
             error = PollTimeout(f"poll did not finish within {self.poll_timeout:g}s")
         except VendorError as err:
@@ -123,13 +143,14 @@ class AccountRunner:
         except Exception as err:  # a bug must fail this poll, never the daemon
             error = VendorError(self.api.redact(f"unexpected {type(err).__name__}: {err}"))
             log.error("poll_crashed", vendor=status.vendor, account=status.account, exc_info=True)
+        finally:
+            self._replay = None
         duration = time.monotonic() - started
         now = self.clock()
         status.polls_total += 1
         status.last_duration = duration
         status.last_poll_end = now
         if published is not None:
-            status.published = published  # the swap: one reference, read once by each reader
             status.last_ok = True
             status.last_success_end = now
             status.last_error = ""
@@ -153,6 +174,88 @@ class AccountRunner:
         else:
             log.warning("poll", **fields, reason=error.reason, error=str(error))
         return error is None
+
+    def _publish_poll(
+        self, previous: Published | None, snapshot: Snapshot, replay: list[tuple[Event, float]]
+    ) -> Published:
+        """A poll's Published: its vendor objects kept, events since its start re-applied,
+        telemetry of connectors still listed carried over (the others' dropped)."""
+        self.adapter.end_poll(c.connector_id for c in snapshot.connectors)
+        if replay:
+            snapshot = self._apply(snapshot, replay, record=False)
+        telemetry = self.status.telemetry
+        listed = {c.connector_id for c in snapshot.connectors}
+        for gone in [cid for cid in telemetry if cid not in listed]:
+            del telemetry[gone]
+        if telemetry:
+            snapshot = dataclasses.replace(
+                snapshot,
+                connectors=tuple(
+                    dataclasses.replace(c, **telemetry[c.connector_id].fields())  # type: ignore[arg-type]
+                    if c.connector_id in telemetry
+                    else c
+                    for c in snapshot.connectors
+                ),
+            )
+        return publish(snapshot, carry_health_since(previous, snapshot))
+
+    def _apply(
+        self, snapshot: Snapshot, batch: Sequence[tuple[Event, float]], *, record: bool
+    ) -> Snapshot:
+        """`snapshot` with each event's connector re-translated (and its telemetry recorded).
+
+        An event about a connector the snapshot does not hold changes nothing: that connector
+        waits for the poll that lists it.
+        """
+        by_id = {c.connector_id: c for c in snapshot.connectors}
+        telemetry = self.status.telemetry
+        for event, received_at in batch:
+            current = by_id.get(event.connector_id)
+            if current is None:
+                continue
+            updated = self.adapter.retranslate(event.connector_id, event.patch) or current
+            if record:
+                telemetry.setdefault(event.connector_id, SyncTelemetry()).record(
+                    received_at,
+                    sync_id=event.sync_id,
+                    start=event.sync_start,
+                    end=event.sync_end,
+                    result=event.sync_result,
+                )
+            if (known := telemetry.get(event.connector_id)) is not None:
+                updated = dataclasses.replace(updated, **known.fields())  # type: ignore[arg-type]
+            by_id[event.connector_id] = updated
+        taken_at = max(at for _, at in batch) if record else snapshot.taken_at
+        return dataclasses.replace(
+            snapshot,
+            connectors=tuple(by_id[c.connector_id] for c in snapshot.connectors),
+            taken_at=taken_at,
+        )
+
+    def _publish_events(self, previous: Published, batch: list[tuple[Event, float]]) -> Published:
+        snapshot = self._apply(previous.snapshot, batch, record=True)
+        return publish(snapshot, carry_health_since(previous, snapshot))
+
+    async def deliver(self, events: Sequence[Event], received_at: float) -> bool:
+        """Apply verified events at once: one new Published for the account, one swap.
+
+        Events arriving while another batch is being rendered are coalesced into the next one,
+        so a burst costs a few renders, not one per event. Returns False when nothing is
+        published yet (the first poll is the truth; the events are not kept).
+        """
+        self._queue.extend((event, received_at) for event in events)
+        async with self._publish_lock:
+            batch, self._queue = self._queue, []
+            if not batch:
+                return self.status.published is not None  # a concurrent call applied ours
+            if self._replay is not None and len(self._replay) + len(batch) <= MAX_REPLAY_EVENTS:
+                self._replay.extend(batch)
+            previous = self.status.published
+            if previous is None:
+                return False
+            published = await asyncio.to_thread(self._publish_events, previous, batch)
+            self.status.published = published
+            return True
 
     async def aclose(self) -> None:
         await self.api.aclose()

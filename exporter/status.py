@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from exporter.model import SEVERITY, Connector, Health, Snapshot
+from exporter.model import SEVERITY, SYNC_RESULTS, Connector, Health, Snapshot
 from exporter.render import RenderedSnapshot, render_snapshot
 
 # The landing page lists at most this many unhealthy connectors (in all; counts stay complete):
@@ -103,6 +103,45 @@ def publish(snapshot: Snapshot, since: Mapping[str, float]) -> Published:
 
 
 @dataclass
+class SyncTelemetry:
+    """One connector's sync history as its webhooks told it; outlives polls, not the connector."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    started: float | None = None  # start of the sync in flight, if its start event was seen
+    sync_id: str = ""
+    last_duration: float | None = None
+    last_event: float | None = None
+
+    def record(
+        self,
+        received_at: float,
+        *,
+        sync_id: str = "",
+        start: float | None = None,
+        end: float | None = None,
+        result: str | None = None,
+    ) -> None:
+        self.last_event = received_at
+        if start is not None:
+            self.started, self.sync_id = start, sync_id
+        if end is not None:
+            # A pair is a start and an end of the same sync: same id when the vendor sends one.
+            if self.started is not None and (not sync_id or sync_id == self.sync_id):
+                self.last_duration = max(0.0, end - self.started)
+            self.started, self.sync_id = None, ""
+        if result in SYNC_RESULTS:
+            self.counts[result] += 1
+
+    def fields(self) -> dict[str, object]:
+        """The Connector fields this telemetry sets."""
+        return {
+            "syncs": tuple((r, self.counts[r]) for r in SYNC_RESULTS if r in self.counts),
+            "last_sync_duration": self.last_duration,
+            "last_event": self.last_event,
+        }
+
+
+@dataclass
 class AccountStatus:
     """One account: counters owned by its runner, and the last `Published` state."""
 
@@ -119,6 +158,8 @@ class AccountStatus:
     last_error: str = ""
     next_poll: float | None = None
     requests: Counter[str] = field(default_factory=Counter)
+    # connector_id -> its webhook telemetry; only connectors of the last published snapshot
+    telemetry: dict[str, SyncTelemetry] = field(default_factory=dict)
 
     @property
     def key(self) -> str:

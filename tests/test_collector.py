@@ -29,6 +29,8 @@ def snapshot(n: int) -> Snapshot:
             last_success=FIXED_NOW - 10 * i if i % 4 else None,
             last_failure=FIXED_NOW + 50 if i == 1 else FIXED_NOW - 7,  # one in the future
             warnings=i % 5,
+            syncs=(("failure", i), ("success", 2 * i + 1)) if i % 3 == 0 else (),
+            last_sync_duration=12.5 if i % 3 == 0 else None,
         )
         for i in range(n)
     )

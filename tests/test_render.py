@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -30,9 +30,10 @@ from tests.test_collector import snapshot
 NOW = int(FIXED_NOW)
 
 
-def _connector_family(family: Family, snap: Snapshot) -> GaugeMetricFamily:
+def _connector_family(family: Family, snap: Snapshot) -> GaugeMetricFamily | CounterMetricFamily:
     ids = ["vendor", "account", "connector_id"]
-    out = GaugeMetricFamily(family.name, family.help, labels=[*ids, *family.labels])
+    cls = CounterMetricFamily if family.type == "counter" else GaugeMetricFamily
+    out = cls(family.name, family.help, labels=[*ids, *family.labels])
     known = known_states(snap.states)
     for c in snap.connectors:
         base = [snap.vendor, snap.account, c.connector_id]
@@ -43,6 +44,9 @@ def _connector_family(family: Family, snap: Snapshot) -> GaugeMetricFamily:
                 out.add_metric(base, float(max(0, NOW - math.ceil(ts))))
         elif family.name == "connector_info":
             out.add_metric([*base, c.name, c.integration, c.group, c.end_user], 1.0)
+        elif family.name == "connector_syncs":
+            for result, count in c.syncs:
+                out.add_metric([*base, result], float(count))
         elif family.name == "connector_health":
             for state in HEALTH_STATES:
                 out.add_metric([*base, state], float(state == c.health.value))
@@ -84,7 +88,8 @@ class Reference(Collector):
 
     def collect(self) -> Iterator[Metric]:
         for family in (*CONNECTOR, *CATALOG):
-            merged = GaugeMetricFamily(family.name, family.help)
+            cls = CounterMetricFamily if family.type == "counter" else GaugeMetricFamily
+            merged = cls(family.name, family.help)
             for snap in self.snapshots:
                 build = _connector_family if family in CONNECTOR else _catalog_family
                 merged.samples.extend(build(family, snap).samples)

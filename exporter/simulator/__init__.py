@@ -14,6 +14,9 @@ Every vendor API lives under `/<vendor>` (its `base_url`), and a control API und
 - `POST /_control/{vendor}/settings` `{"latency_ms": 150, "size": 1000}` (and vendor knobs such
   as `per_consumer` where a simulator has it)
 - `POST /_control/reset`: the initial fleets, no faults
+- `POST /_control/{vendor}/webhooks` `{"url": ..., "secret": ...}`: from now on, every health
+  change (control API or demo story) also sends the vendor's signed webhooks to `url`;
+  `GET` lists the URLs and delivery outcomes (never the secrets), `DELETE` forgets them
 """
 
 from __future__ import annotations
@@ -91,6 +94,9 @@ class Simulator:
         app.router.add_delete("/_control/{vendor}/faults", self._clear_fault)
         app.router.add_post("/_control/{vendor}/settings", self._settings)
         app.router.add_post("/_control/reset", self._reset)
+        app.router.add_post("/_control/{vendor}/webhooks", self._add_webhook)
+        app.router.add_get("/_control/{vendor}/webhooks", self._list_webhooks)
+        app.router.add_delete("/_control/{vendor}/webhooks", self._clear_webhooks)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -110,6 +116,8 @@ class Simulator:
         self.port = server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        for sim in self.vendors.values():
+            await sim.webhooks.aclose()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -117,9 +125,19 @@ class Simulator:
     def url(self, vendor: str) -> str:
         return f"http://127.0.0.1:{self.port}/{vendor}"
 
-    def accounts(self) -> list[dict[str, Any]]:
-        """Exporter config accounts that poll these simulators with their credentials."""
-        return [spec.account(self.url(name)) for name, spec in SPECS.items()]
+    def accounts(self, webhook_secret: str | None = None) -> list[dict[str, Any]]:
+        """Exporter config accounts that poll these simulators with their credentials.
+
+        With `webhook_secret`, every account whose vendor sends webhooks verifies them with
+        the key that vendor signs with (see `add_webhooks`).
+        """
+        out = []
+        for name, spec in SPECS.items():
+            account = spec.account(self.url(name))
+            if webhook_secret is not None and REGISTRY[name].webhook is not None:
+                account["webhook_secret"] = self.vendors[name].webhook_key(webhook_secret)
+            out.append(account)
+        return out
 
     # --- control API ------------------------------------------------------------------
     def _vendor(self, request: web.Request) -> VendorSim:
@@ -144,7 +162,7 @@ class Simulator:
         health = body.get("health") if isinstance(body, dict) else None
         if health not in sim.healths:
             raise web.HTTPBadRequest(text=f"{sim.name} can express: {', '.join(sim.healths)}")
-        sim.set_health(connector, health, time.time())
+        sim.change_health(connector, health, time.time())
         return web.json_response(connector)
 
     async def _patch(self, request: web.Request) -> web.Response:
@@ -198,6 +216,41 @@ class Simulator:
         if "size" in body:
             sim.resize(body["size"])
         return web.json_response({"size": sim.size, "latency_ms": sim.latency_ms})
+
+    def add_webhooks(self, base_url: str, secret: str) -> None:
+        """Send every vendor's webhooks to `<base_url>/<vendor>/<account name>` (the exporter's
+        `POST /webhooks/{vendor}/{account}`), for the accounts `accounts()` describes."""
+        for name, spec in SPECS.items():
+            sim = self.vendors[name]
+            if REGISTRY[name].webhook is not None:
+                account = spec.account(self.url(name))["name"]
+                sim.webhooks.add(
+                    f"{base_url.rstrip('/')}/{name}/{account}", sim.webhook_key(secret)
+                )
+
+    async def _add_webhook(self, request: web.Request) -> web.Response:
+        sim = self._vendor(request)
+        body = await request.json()
+        url = body.get("url") if isinstance(body, dict) else None
+        secret = body.get("secret") if isinstance(body, dict) else None
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise web.HTTPBadRequest(text="url must be an http(s) URL")
+        if not isinstance(secret, str) or not secret:
+            raise web.HTTPBadRequest(text="secret must be a non-empty string")
+        if REGISTRY[sim.name].webhook is None:
+            raise web.HTTPBadRequest(text=f"{sim.name} sends no webhooks")
+        sim.webhooks.add(url, sim.webhook_key(secret))
+        return web.json_response({"urls": [t.url for t in sim.webhooks.targets]})
+
+    async def _list_webhooks(self, request: web.Request) -> web.Response:
+        hooks = self._vendor(request).webhooks
+        return web.json_response(
+            {"urls": [t.url for t in hooks.targets], "deliveries": hooks.results[-100:]}
+        )
+
+    async def _clear_webhooks(self, request: web.Request) -> web.Response:
+        self._vendor(request).webhooks.clear()
+        return web.Response(status=204)
 
     async def _reset(self, _: web.Request) -> web.Response:
         for sim in self.vendors.values():

@@ -398,6 +398,36 @@ class ApideckSim(VendorSim):
             }
         )
 
+    def webhook_key(self, secret: str) -> str:
+        return self.api_key  # Apideck signs with the application's API key
+
+    def webhook_events(
+        self, before: dict[str, Any], after: dict[str, Any], health: str, now: float
+    ) -> list[dict[str, Any]]:
+        """Vault connection events (vault.yml "Webhook Events"), the Connection as entity."""
+        kind = {
+            "relink_needed": "revoked",
+            "paused": "disabled",
+            "healthy": "callable",
+            "degraded": "token_refresh.failed",
+        }.get(health, "updated")
+        entity = {k: v for k, v in after.items() if k != "settings"}
+        return [
+            {
+                "payload": {
+                    "event_id": f"sim-{after['consumer_id']}-{after['id']}-{int(now * 1000)}",
+                    "event_type": f"vault.connection.{kind}",
+                    "service_id": after.get("service_id", ""),
+                    "consumer_id": after["consumer_id"],
+                    "entity_id": after["id"],
+                    "entity_type": "Connection",
+                    "entity": entity,
+                    "execution_attempt": 1,
+                    "occurred_at": iso(now),
+                }
+            }
+        ]
+
 
 SIMULATOR = ApideckSim
 # The demo's story for this vendor, one step at a time: (field, value naming a connector, health).

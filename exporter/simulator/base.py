@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import httpx
 from aiohttp import web
 
+from exporter.vendors import REGISTRY
 from exporter.vendors.base import MAX_RESPONSE_BYTES
 
 # What the fault switch can do to the next `count` API requests of one vendor (docs/reliability.md
@@ -114,6 +116,7 @@ class VendorSim(ABC):
         # at once.
         self.in_flight = 0
         self.max_in_flight = 0
+        self.webhooks = WebhookSender(self.name)
         self.reset()
 
     def resize(self, size: int | None) -> None:
@@ -153,6 +156,23 @@ class VendorSim(ABC):
         if fault is None or fault.mode != "out_of_spec":
             return items
         return [self.out_of_spec(copy.deepcopy(item)) for item in items]
+
+    # --- webhooks: what the vendor pushes when its fleet changes --------------------------
+    def change_health(self, connector: dict[str, Any], health: str, now: float) -> None:
+        """`set_health`, then the vendor's webhooks about it to every registered URL."""
+        before = copy.deepcopy(connector)
+        self.set_health(connector, health, now)
+        self.webhooks.send(self.webhook_events(before, connector, health, now))
+
+    def webhook_events(
+        self, before: dict[str, Any], after: dict[str, Any], health: str, now: float
+    ) -> list[dict[str, Any]]:
+        """The event bodies the vendor sends for this change, in order (none by default)."""
+        return []
+
+    def webhook_key(self, secret: str) -> str:
+        """The key this vendor signs with, given the one registered with the URL."""
+        return secret
 
     # --- helpers for the vendor handlers ------------------------------------------------
     def take_fault(self) -> Fault | None:
@@ -310,3 +330,83 @@ def int_param(request: web.Request, name: str, default: int) -> int | None:
 
 def json_body(data: Any) -> web.Response:
     return web.Response(body=json.dumps(data).encode(), content_type="application/json")
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    url: str
+    secret: str
+
+
+class WebhookSender:
+    """Delivers a vendor's events, signed with the vendor's own scheme, in order, per target.
+
+    The scheme comes from the vendor's module (`Vendor.webhook.sign`), the one the exporter
+    verifies with. Delivery happens in the background, like a vendor's: the change that caused
+    it does not wait for it. Each delivery outcome is kept (bounded) for tests and the demo.
+    """
+
+    MAX_RESULTS = 1000
+
+    def __init__(self, vendor: str) -> None:
+        self.vendor = vendor
+        self.targets: list[WebhookTarget] = []
+        self.results: list[tuple[str, int | str]] = []  # (event name, status or error)
+        self._tail: asyncio.Task[None] | None = None
+        # One client for every delivery: creating one costs ~0.1 s (its TLS context), more
+        # than everything else between a change and the exporter's new state.
+        self._client: httpx.AsyncClient | None = None
+
+    def add(self, url: str, secret: str) -> None:
+        self.targets.append(WebhookTarget(url, secret))
+
+    def clear(self) -> None:
+        self.targets = []
+
+    def send(self, bodies: list[dict[str, Any]]) -> None:
+        if not bodies or not self.targets:
+            return
+        previous = self._tail
+        self._tail = asyncio.get_running_loop().create_task(
+            self._deliver(previous, list(self.targets), bodies)
+        )
+
+    async def drain(self) -> None:
+        if self._tail is not None:
+            await asyncio.gather(self._tail, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.drain()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _deliver(
+        self,
+        previous: asyncio.Task[None] | None,
+        targets: list[WebhookTarget],
+        bodies: list[dict[str, Any]],
+    ) -> None:
+        if previous is not None:  # events leave in the order they happened
+            await asyncio.gather(previous, return_exceptions=True)
+        spec = REGISTRY[self.vendor].webhook
+        if spec is None:
+            return
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=5.0)
+        client = self._client
+        for target in targets:
+            for data in bodies:
+                raw = json.dumps(data).encode()
+                headers = {
+                    "Content-Type": "application/json",
+                    **spec.sign(target.secret.encode(), raw),
+                }
+                name = str(data.get("event") or data.get("name") or "event")
+                try:
+                    response = await client.post(target.url, content=raw, headers=headers)
+                    outcome: int | str = response.status_code
+                except httpx.HTTPError as err:
+                    outcome = type(err).__name__
+                self.results.append((name, outcome))
+                del self.results[: -self.MAX_RESULTS]

@@ -177,6 +177,28 @@ class BindbeeSim(VendorSim):
             {"cursor": cursor, "page_size": len(items), "items": self.served(items, fault)}
         )
 
+    def webhook_events(
+        self, before: dict[str, Any], after: dict[str, Any], health: str, now: float
+    ) -> list[dict[str, Any]]:
+        """Connector sync events (docs.bindbee.dev/webhooks/overview) for a sync outcome."""
+        if health not in ("failing", "healthy"):
+            return []  # relinks and pauses have no documented webhook event
+
+        def event(name: str) -> dict[str, Any]:
+            return {
+                "webhook": {"webhook_id": "sim-webhook", "url": "", "event": name},
+                "connector": {
+                    "id": after["id"],
+                    "display_name": after.get("integration_slug", ""),
+                    "end_user": after.get("end_user"),
+                    "sent_at": iso(now),
+                },
+                "data": {},
+            }
+
+        done = "connector_sync_error" if health == "failing" else "connector_synced"
+        return [event("connector_sync_started"), event(done)]
+
 
 SIMULATOR = BindbeeSim
 # The demo's story for this vendor, one step at a time: (field, value naming a connector, health).

@@ -313,6 +313,41 @@ class FivetranSim(VendorSim):
 
         return list_connections
 
+    def webhook_events(
+        self, before: dict[str, Any], after: dict[str, Any], health: str, now: float
+    ) -> list[dict[str, Any]]:
+        """What Fivetran pushes (rest-api/getting-started/webhooks) for a change to `health`."""
+        sync_id = f"sim-{after['id']}-{int(now * 1000)}"
+
+        def event(name: str, at: float, **data: Any) -> dict[str, Any]:
+            return {
+                "event": name,
+                "created": iso(at),
+                "connector_type": after["service"],
+                "connector_id": after["id"],
+                "connector_name": after["schema"],
+                "sync_id": sync_id,
+                "destination_group_id": after["group_id"],
+                "data": data,
+            }
+
+        out = []
+        if before.get("paused") and health != "paused":
+            out.append(event("resume_connector", now))
+        if health == "paused":
+            out.append(event("pause_connector", now))
+        elif health == "broken":
+            out.append(event("connection_failure", now))
+        elif health == "failing":
+            out += [event("sync_start", now - 1), event("sync_end", now, status="FAILURE")]
+        elif health == "healthy":
+            out += [
+                event("connection_successful", now),
+                event("sync_start", now - 1),
+                event("sync_end", now, status="SUCCESSFUL"),
+            ]
+        return out
+
 
 SIMULATOR = FivetranSim
 # The demo's story for this vendor, one step at a time: (field, value naming a connector, health).

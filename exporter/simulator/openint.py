@@ -243,6 +243,19 @@ class OpenintSim(VendorSim):
         listing = sorted(self.connectors.values(), key=lambda c: c["updated_at"], reverse=True)
         return await self._list(request, listing)
 
+    def webhook_events(
+        self, before: dict[str, Any], after: dict[str, Any], health: str, now: float
+    ) -> list[dict[str, Any]]:
+        """A connection event carrying the connection as GET /connection lists it."""
+        connection = {k: v for k, v in after.items() if k != "settings"}
+        return [
+            {
+                "id": f"sim-{after['id']}-{int(now * 1000)}",
+                "name": "connection.updated",
+                "data": {"connection": connection},
+            }
+        ]
+
 
 SIMULATOR = OpenintSim
 # The demo's story for this vendor, one step at a time: (field, value naming a connector, health).

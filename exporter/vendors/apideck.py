@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
+from functools import partial
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import quote
 
@@ -13,10 +17,15 @@ from exporter.errors import RequestRejected
 from exporter.model import CatalogEntry, Connector, Health, PollResult, StateSets
 from exporter.vendors.base import (
     Adapter,
+    BadEvent,
+    Event,
     Vendor,
+    Webhook,
     cursor_pages,
+    digest_matches,
     expect_list,
     expect_mapping,
+    hmac_sha256,
     optional_cursor,
     translate_all,
 )
@@ -199,10 +208,94 @@ class ApideckAdapter(Adapter[ApideckAccount]):
                         if detail is None:
                             continue
                         consumer = {**detail, "consumer_id": consumer_id}
-                    connectors.extend(translate_consumer(consumer))
+                    connectors.extend(
+                        self.translated(
+                            as_list(consumer.get("connections")),
+                            partial(translate_connection, consumer_id),
+                        )
+                    )
         return PollResult(connectors=tuple(connectors), catalog=tuple(catalog))
 
 
+# Webhooks (developers.apideck.com/guides/webhook-signature-verification and the Vault API's
+# "Webhook Events" reference): `x-apideck-signature` is the HMAC-SHA256, keyed with the
+# account's API key, of the body with every object's keys sorted recursively (array order
+# kept); `x-apideck-idempotency-key` identifies the event. The body is `{"payload": {event_id,
+# event_type, entity_id, entity (the Connection), occurred_at, ...}}`. The guide's examples do
+# not fix the digest's encoding: hex, base64 and base64url are all accepted.
+SIGNATURE_HEADER = "x-apideck-signature"
+IDEMPOTENCY_HEADER = "x-apideck-idempotency-key"
+
+
+def canonical(body: bytes) -> bytes | None:
+    """The body as Apideck signs it: keys sorted at every level, compact, UTF-8 as is."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # checked before the signature: anyone's bytes
+        return None
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def verify_webhook(secret: bytes, body: bytes, headers: Mapping[str, str]) -> bool:
+    presented = headers.get(SIGNATURE_HEADER)
+    sorted_body = canonical(body)
+    ok = digest_matches(hmac_sha256(secret, body), presented)
+    if sorted_body is not None:
+        ok |= digest_matches(hmac_sha256(secret, sorted_body), presented)
+    return ok
+
+
+def sign_webhook(secret: bytes, body: bytes) -> dict[str, str]:
+    digest = hmac_sha256(secret, canonical(body) or body)
+    return {SIGNATURE_HEADER: base64.b64encode(digest).decode()}
+
+
+def _event_patch(event_type: str, entity: Mapping[str, Any], occurred: float) -> dict[str, Any]:
+    """The Connection fields an event changes: the entity it carries, plus what its name says."""
+    # Connection `settings` can hold credentials; the translation never reads them, and an
+    # event must not bring them into memory either.
+    patch: dict[str, Any] = {k: v for k, v in entity.items() if k != "settings"}
+    if event_type.endswith(".revoked"):
+        patch["health"] = "revoked"
+    elif event_type.endswith(".token_refresh.failed"):
+        patch["last_refresh_failed_at"] = int(occurred * 1000)
+    elif event_type.endswith(".disabled"):
+        patch["enabled"] = False
+    elif event_type.endswith(".callable"):
+        patch["state"] = "callable"
+    return patch
+
+
+def parse_webhook(data: Any, headers: Mapping[str, str]) -> list[Event]:
+    payload = as_mapping(as_mapping(data).get("payload"))
+    event_type = as_str(payload.get("event_type"))
+    if not event_type:
+        raise BadEvent("no `payload.event_type`")
+    if not event_type.startswith("vault.connection."):
+        return []  # unified-API data events (crm.contact.updated, ...) change no connection
+    entity = as_mapping(payload.get("entity"))
+    consumer_id = as_str(entity.get("consumer_id")) or as_str(payload.get("consumer_id"))
+    connection_id = as_str(entity.get("id")) or as_str(payload.get("entity_id"))
+    if not consumer_id or not connection_id:
+        return []
+    occurred = parse_timestamp(payload.get("occurred_at")) or time.time()
+    event_id = as_str(payload.get("event_id")) or headers.get(IDEMPOTENCY_HEADER, "")
+    return [
+        Event(
+            event_id=event_id,
+            connector_id=f"{consumer_id}/{connection_id}",
+            kind=event_type,
+            patch=_event_patch(event_type, entity, occurred),
+        )
+    ]
+
+
+WEBHOOK = Webhook(
+    verify=verify_webhook,
+    parse=parse_webhook,
+    sign=sign_webhook,
+    docs="https://developers.apideck.com/guides/webhook-signature-verification",
+)
 # Apideck publishes no Unify limit of its own (help.apideck.com, "Is there a rate limit for
 # Unify?"), but a poll costs one request per Vault consumer, so a fast interval multiplies quickly.
 MIN_POLL_INTERVAL_SECONDS = 60.0
@@ -214,6 +307,7 @@ VENDOR = Vendor(
     "apideck",
     ApideckAccount,
     ApideckAdapter,
+    webhook=WEBHOOK,
     min_poll_interval=MIN_POLL_INTERVAL_SECONDS,
     rate_limit=RATE_LIMIT,
 )

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
 import json
 import random
 import time
@@ -24,7 +29,7 @@ from exporter.errors import (
     Unavailable,
     VendorError,
 )
-from exporter.model import PollResult, StateSets
+from exporter.model import Connector, PollResult, StateSets
 
 # Retry policy (SPEC §4): capped exponential backoff with full jitter, Retry-After honoured
 # up to a cap so that one vendor cannot park a poll for an hour.
@@ -264,16 +269,75 @@ def optional_cursor(value: Any) -> str | None:
 
 
 A = TypeVar("A", bound=AccountBase)
+# A vendor object's translation with its context bound (e.g. the consumer of an Apideck
+# connection): what re-derives a connector from its vendor object after an event changed it.
+Translate = Callable[[Mapping[str, Any]], Connector | None]
+
+
+def merged(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """`target` with `patch` deep-merged in (objects merged key by key); neither is changed."""
+    out = dict(target)
+    for key, value in patch.items():
+        before = out.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            out[key] = merged(before, value)
+        else:
+            out[key] = value
+    return out
 
 
 class Adapter(ABC, Generic[A]):
-    """One vendor: how to authenticate, and how to turn its listing into a PollResult."""
+    """One vendor: how to authenticate, and how to turn its listing into a PollResult.
+
+    For an account that takes webhooks, the adapter also keeps each connector's last vendor
+    object (and the translation that made it), so that an event re-runs the same translation
+    on that object with the event's fields merged in: one set of health rules for both.
+    """
 
     states: ClassVar[StateSets]
 
     def __init__(self, account: A, api: ApiClient) -> None:
         self.account = account
         self.api = api
+        self.keep_raw = account.webhook_secret is not None
+        # connector_id -> (translation, vendor object), as of the last good poll plus events
+        self.raw: dict[str, tuple[Translate, Mapping[str, Any]]] = {}
+        self._collecting: dict[str, tuple[Translate, Mapping[str, Any]]] = {}
+
+    def translated(self, items: Iterable[Any], one: Translate) -> list[Connector]:
+        """`translate_all(items, one)`, remembering each vendor object when webhooks need it."""
+        if not self.keep_raw:
+            return translate_all(items, one)
+        out = []
+        for item in items:
+            if isinstance(item, Mapping) and (connector := one(item)) is not None:
+                out.append(connector)
+                self._collecting.setdefault(connector.connector_id, (one, item))
+        return out
+
+    def begin_poll(self) -> None:
+        self._collecting = {}
+
+    def end_poll(self, kept: Iterable[str]) -> None:
+        """Keep the objects of the connectors a successful poll published, and only those."""
+        collected, self._collecting = self._collecting, {}
+        self.raw = {cid: collected[cid] for cid in kept if cid in collected}
+
+    def retranslate(self, connector_id: str, patch: Mapping[str, Any]) -> Connector | None:
+        """The connector re-derived from its last vendor object with `patch` merged in.
+
+        None when the object is not known (a connector the last poll did not list).
+        """
+        known = self.raw.get(connector_id)
+        if known is None:
+            return None
+        one, item = known
+        item = merged(item, patch)
+        connector = one(item)
+        if connector is None or connector.connector_id != connector_id:
+            return None  # the event rewrote the identity: that is for the next poll to say
+        self.raw[connector_id] = (one, item)
+        return connector
 
     @staticmethod
     @abstractmethod
@@ -286,12 +350,81 @@ class Adapter(ABC, Generic[A]):
 
 
 @dataclass(frozen=True)
+class Event:
+    """One vendor event as it changes one connector.
+
+    `patch` holds the vendor-object fields the event changes (merged into the connector's last
+    vendor object, then translated as a poll would); `sync_start` / `sync_end` feed the sync
+    telemetry; `sync_result` is one of model.SYNC_RESULTS when the event ends a sync.
+    """
+
+    event_id: str  # the vendor's id or idempotency key; "" to fall back on the body's hash
+    connector_id: str  # as the vendor's translation names it
+    kind: str  # the vendor's event name, for the log line (never a label)
+    patch: Mapping[str, Any] = field(default_factory=dict)
+    sync_id: str = ""
+    sync_start: float | None = None
+    sync_end: float | None = None
+    sync_result: str | None = None
+
+
+class BadEvent(ValueError):
+    """A verified body that is not an event this vendor sends (answered 400)."""
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """How a vendor signs and shapes its webhooks; declared in its module, used by webhooks.py.
+
+    `verify(secret, body, headers)` must compare in constant time; `parse(data, headers)` turns
+    the decoded JSON into events (raises BadEvent); `sign(secret, body)` returns the headers
+    the vendor would send (the simulators sign with it, so both sides share one scheme).
+    """
+
+    verify: Callable[[bytes, bytes, Mapping[str, str]], bool]
+    parse: Callable[[Any, Mapping[str, str]], list[Event]]
+    sign: Callable[[bytes, bytes], dict[str, str]]
+    docs: str  # where the scheme is documented (docs/webhooks.md cites it)
+
+
+def hmac_sha256(secret: bytes, message: bytes) -> bytes:
+    return hmac.digest(secret, message, hashlib.sha256)
+
+
+def digest_matches(expected: bytes, presented: str | None) -> bool:
+    """Whether `presented` is `expected` in hex (any case), base64 or base64url; constant time.
+
+    Vendors whose documentation does not name the encoding of their signature get all three:
+    accepting several encodings of the same MAC weakens nothing.
+    """
+    if not presented:
+        return False
+    text = presented.strip()
+    candidates: list[bytes] = []
+    with contextlib.suppress(ValueError):
+        candidates.append(bytes.fromhex(text))
+    for decode in (base64.b64decode, base64.urlsafe_b64decode):
+        with contextlib.suppress(binascii.Error, ValueError):
+            candidates.append(decode(text + "=" * (-len(text) % 4)))
+    ok = False
+    for candidate in candidates:
+        ok |= hmac.compare_digest(candidate, expected)
+    return ok
+
+
+def body_hash(body: bytes) -> str:
+    """An event key for vendors that send no event id: a redelivery repeats the same bytes."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+@dataclass(frozen=True)
 class Vendor:
     """What a vendor module declares as `VENDOR`; the registry is built from these."""
 
     name: str  # the config's `vendor:` tag and the `vendor` label
     account: type[AccountBase]
     adapter: type[Adapter[Any]]
+    webhook: Webhook | None = None  # None: the vendor sends no webhooks (404 for its accounts)
     # The shortest poll_interval check-config accepts against this vendor's real API (loopback
     # base URLs, i.e. simulators and tests, are exempt), and the documented rate limit behind it.
     min_poll_interval: float = DEFAULT_MIN_POLL_INTERVAL_SECONDS

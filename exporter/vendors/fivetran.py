@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import hmac
+import time
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import SecretStr
@@ -12,10 +15,14 @@ from exporter.accounts import AccountBase
 from exporter.model import Connector, Health, PollResult, StateSets
 from exporter.vendors.base import (
     Adapter,
+    BadEvent,
+    Event,
     Vendor,
+    Webhook,
     cursor_pages,
     expect_list,
     expect_mapping,
+    hmac_sha256,
     optional_cursor,
     translate_all,
 )
@@ -129,10 +136,99 @@ class FivetranAdapter(Adapter[FivetranAccount]):
 
         connectors: list[Connector] = []
         async for items in cursor_pages(fetch):
-            connectors.extend(translate(items))
+            connectors.extend(self.translated(items, translate_one))
         return PollResult(connectors=tuple(connectors))
 
 
+# Webhooks (fivetran.com/docs/rest-api/getting-started/webhooks): each POST carries
+# `X-Fivetran-Signature-256`, the HMAC-SHA256 of the raw body keyed with the webhook's `secret`,
+# in hex (Fivetran's examples print it upper case; compared case-blind). Payload: `event`,
+# `created`, `connector_id`, `sync_id`, `data` (`sync_end`: `data.status` SUCCESSFUL, FAILURE,
+# FAILURE_WITH_TASK, RESCHEDULED or CANCELED).
+SIGNATURE_HEADER = "X-Fivetran-Signature-256"
+SYNC_END_RESULTS = {
+    "successful": "success",
+    "failure": "failure",
+    "failure_with_task": "failure",
+    "rescheduled": "rescheduled",
+    "canceled": "canceled",
+    "cancelled": "canceled",
+}
+
+
+def verify_webhook(secret: bytes, body: bytes, headers: Mapping[str, str]) -> bool:
+    presented = headers.get(SIGNATURE_HEADER, "").strip().lower()
+    expected = hmac_sha256(secret, body).hex()
+    return bool(presented) and hmac.compare_digest(presented.encode(), expected.encode())
+
+
+def sign_webhook(secret: bytes, body: bytes) -> dict[str, str]:
+    return {SIGNATURE_HEADER: hmac_sha256(secret, body).hex().upper()}
+
+
+def _event_patch(name: str, data: Mapping[str, Any], created: str) -> tuple[dict[str, Any], str]:
+    """The connection-object fields an event changes, and the sync result it reports."""
+    if name == "sync_start":
+        return {"status": {"sync_state": "syncing"}}, ""
+    if name == "sync_end":
+        raw = as_str(data.get("status")).strip().lower()
+        result = SYNC_END_RESULTS.get(raw, "")
+        if result == "success":
+            return {"succeeded_at": created, "status": {"sync_state": "scheduled"}}, result
+        if result == "failure":
+            return {"failed_at": created, "status": {"sync_state": "scheduled"}}, result
+        if result == "rescheduled":
+            later = data.get("rescheduled_for") or data.get("rescheduledAt")
+            return {"status": {"sync_state": "rescheduled", "rescheduled_for": later}}, result
+        return {"status": {"sync_state": "scheduled"}}, result
+    if name == "connection_failure":
+        return {"status": {"setup_state": "broken"}}, ""
+    if name == "connection_successful":
+        return {"status": {"setup_state": "connected"}}, ""
+    if name == "pause_connector":
+        return {"paused": True, "status": {"sync_state": "paused"}}, ""
+    if name == "resume_connector":
+        return {"paused": False, "status": {"sync_state": "scheduled"}}, ""
+    return {}, ""  # edits, creations, dbt runs: nothing the listing's health depends on
+
+
+def parse_webhook(data: Any, headers: Mapping[str, str]) -> list[Event]:
+    if not isinstance(data, Mapping):
+        raise BadEvent("expected a JSON object")
+    name = as_str(data.get("event"))
+    if not name:
+        raise BadEvent("no `event`")
+    connector_id = as_str(data.get("connector_id"))
+    if name == "test_event" or not connector_id:
+        return []  # Fivetran's creation-time test payload names a placeholder connector
+    stamped = as_str(data.get("created"))
+    # An event without a usable time happened when it arrived, as far as anyone can tell.
+    when = parse_timestamp(stamped) or time.time()
+    created = datetime.fromtimestamp(when, UTC).isoformat()
+    patch, result = _event_patch(name, as_mapping(data.get("data")), created)
+    sync_id = as_str(data.get("sync_id"))
+    return [
+        Event(
+            # Fivetran sends no event id; a sync's start and end share `sync_id`, so the id
+            # is the event, the connection, the sync and the time.
+            event_id=f"{name}:{connector_id}:{sync_id}:{stamped}" if stamped else "",
+            connector_id=connector_id,
+            kind=name,
+            patch=patch,
+            sync_id=sync_id,
+            sync_start=when if name == "sync_start" else None,
+            sync_end=when if name == "sync_end" else None,
+            sync_result=result or None,
+        )
+    ]
+
+
+WEBHOOK = Webhook(
+    verify=verify_webhook,
+    parse=parse_webhook,
+    sign=sign_webhook,
+    docs="https://fivetran.com/docs/rest-api/getting-started/webhooks",
+)
 # Fivetran allows 20,000 API requests an hour per account (500 on trial accounts), shared with
 # every other tool using that account (fivetran.com/docs/rest-api/rate-limiting).
 MIN_POLL_INTERVAL_SECONDS = 60.0
@@ -145,6 +241,7 @@ VENDOR = Vendor(
     "fivetran",
     FivetranAccount,
     FivetranAdapter,
+    webhook=WEBHOOK,
     min_poll_interval=MIN_POLL_INTERVAL_SECONDS,
     rate_limit=RATE_LIMIT,
 )

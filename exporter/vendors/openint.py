@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, ClassVar, Literal
 
@@ -13,7 +14,10 @@ from exporter.model import CatalogEntry, Connector, Health, PollResult, StateSet
 from exporter.vendors.base import (
     MAX_PAGES,
     Adapter,
+    BadEvent,
+    Event,
     Vendor,
+    Webhook,
     expect_list,
     expect_mapping,
     translate_all,
@@ -173,10 +177,54 @@ class OpenintAdapter(Adapter[OpenintAccount]):
                 catalog.extend(translate_catalog(items))
         if self.account.connections:
             async for items in self._pages(CONNECTIONS_PATH):
-                connectors.extend(translate(items))
+                connectors.extend(self.translated(items, translate_one))
         return PollResult(connectors=tuple(connectors), catalog=tuple(catalog))
 
 
+# Webhooks: OpenInt documents connection events but no signing scheme, so the sender proves
+# itself with the shared secret alone, as `Authorization: Bearer <secret>`. Weaker than an
+# HMAC: the body is not bound to the secret, and anyone who sees one request (a TLS-terminating
+# proxy's log) can send others. Body: `{"id", "name", "data": {"connection": {...}}}` with the
+# connection object as GET /connection lists it (or `data.connection_id` plus its fields).
+def verify_webhook(secret: bytes, body: bytes, headers: Mapping[str, str]) -> bool:
+    presented = headers.get("Authorization", "")
+    if not presented.startswith("Bearer "):
+        return False
+    return hmac.compare_digest(presented[7:].strip().encode(), secret)
+
+
+def sign_webhook(secret: bytes, body: bytes) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret.decode()}"}
+
+
+def parse_webhook(data: Any, headers: Mapping[str, str]) -> list[Event]:
+    body = data if isinstance(data, Mapping) else {}
+    name = as_str(body.get("name")) or as_str(body.get("type"))
+    if not name:
+        raise BadEvent("no event `name`")
+    payload = body.get("data")
+    payload = payload if isinstance(payload, Mapping) else {}
+    connection = payload.get("connection")
+    connection = dict(connection) if isinstance(connection, Mapping) else {}
+    connection_id = as_str(connection.get("id")) or as_str(payload.get("connection_id"))
+    if not connection_id:
+        return []
+    # `settings` holds the connection's credentials: never kept, never read.
+    patch = {k: v for k, v in connection.items() if k not in ("settings", "id")}
+    for key in ("status", "disabled"):
+        if key in payload:
+            patch[key] = payload[key]
+    return [
+        Event(event_id=as_str(body.get("id")), connector_id=connection_id, kind=name, patch=patch)
+    ]
+
+
+WEBHOOK = Webhook(
+    verify=verify_webhook,
+    parse=parse_webhook,
+    sign=sign_webhook,
+    docs="https://docs.openint.dev (connection events; no signature scheme documented)",
+)
 # OpenInt documents no rate limit; the default floor keeps the exporter a polite client.
 MIN_POLL_INTERVAL_SECONDS = 60.0
 RATE_LIMIT = "OpenInt publishes no rate limit; the exporter stays a polite client"
@@ -185,6 +233,7 @@ VENDOR = Vendor(
     "openint",
     OpenintAccount,
     OpenintAdapter,
+    webhook=WEBHOOK,
     min_poll_interval=MIN_POLL_INTERVAL_SECONDS,
     rate_limit=RATE_LIMIT,
 )

@@ -218,6 +218,8 @@ def test_defaults_render_only_the_essentials() -> None:
         ("image.pullPolicy=Sometimes", "pullPolicy"),
         ("secrets.not-an-env-name=x", "not-an-env-name"),
         ("serviceMonitor.interval=1 minute", "interval"),
+        ("webhooks.secrets.not-an-env-name=x", "not-an-env-name"),
+        ("webhooks.ingress.tls=true", "tls"),
     ],
 )
 def test_values_schema_rejects(flag: str, message: str) -> None:
@@ -612,6 +614,93 @@ def test_network_policy() -> None:
     }
     egress_ports = [p["port"] for rule in policy["egress"] for p in rule["ports"]]
     assert egress_ports == [53, 53, 443, 3128]
+
+
+# --- webhooks ------------------------------------------------------------------------------
+
+WEBHOOK_VALUES = CHART / "ci" / "webhooks-values.yaml"
+
+
+def test_webhooks_are_off_by_default() -> None:
+    objects = render()
+    c = container(objects)
+    assert not [a for a in c["args"] if a.startswith("--webhook-listen-address")]
+    assert [p["name"] for p in c["ports"]] == ["http"]
+    assert not of_kind(objects, "Ingress")
+
+
+def test_webhooks_get_their_own_port_service_and_tls_ingress() -> None:
+    objects = render(WEBHOOK_VALUES)
+    c = container(objects)
+    assert "--webhook-listen-address=0.0.0.0:9842" in c["args"]
+    assert {"name": "webhooks", "containerPort": 9842, "protocol": "TCP"} in c["ports"]
+    services = {o["metadata"]["name"]: o for o in of_kind(objects, "Service")}
+    hooks = services[f"{FULLNAME}-webhooks"]["spec"]
+    assert hooks["ports"] == [
+        {"name": "webhooks", "port": 9842, "targetPort": "webhooks", "protocol": "TCP"}
+    ]
+    assert hooks["selector"] == workload(objects)["spec"]["selector"]["matchLabels"]
+    # The metrics Service does not carry the webhook port, nor the webhook one /metrics.
+    assert [p["name"] for p in services[FULLNAME]["spec"]["ports"]] == ["http"]
+    ingress = only(objects, "Ingress")["spec"]
+    assert ingress["tls"] == [
+        {"hosts": ["hooks.example.com"], "secretName": "connector-exporter-webhooks-tls"}
+    ]
+    (rule,) = ingress["rules"]
+    (path,) = rule["http"]["paths"]
+    assert path["path"] == "/webhooks/"
+    assert path["backend"]["service"] == {
+        "name": f"{FULLNAME}-webhooks",
+        "port": {"name": "webhooks"},
+    }
+
+
+def test_webhook_keys_live_in_their_own_secret() -> None:
+    objects = render(WEBHOOK_VALUES)
+    values = yaml.safe_load(WEBHOOK_VALUES.read_text())
+    secrets = {o["metadata"]["name"]: o for o in of_kind(objects, "Secret")}
+    keys = secrets[f"{FULLNAME}-webhooks"]["data"]
+    decoded = {k: base64.b64decode(v).decode() for k, v in keys.items()}
+    assert decoded == values["webhooks"]["secrets"]
+    assert not set(decoded) & set(base64_keys(secrets[FULLNAME]))
+    c = container(objects)
+    assert {"secretRef": {"name": f"{FULLNAME}-webhooks"}} in c["envFrom"]
+    mounts = {m["mountPath"] for m in c["volumeMounts"]}
+    assert "/run/secrets/connector-exporter-webhooks" in mounts
+    annotations = workload(objects)["spec"]["template"]["metadata"]["annotations"]
+    assert re.fullmatch(r"[0-9a-f]{64}", annotations["checksum/webhook-secret"])
+    existing = render(WEBHOOK_VALUES, "webhooks.existingSecret=hook-keys")
+    assert f"{FULLNAME}-webhooks" not in {
+        o["metadata"]["name"] for o in of_kind(existing, "Secret")
+    }
+    assert {"secretRef": {"name": "hook-keys"}} in container(existing)["envFrom"]
+
+
+def base64_keys(secret: dict[str, Any]) -> set[str]:
+    return set(secret["data"])
+
+
+def test_network_policy_admits_webhooks_from_the_ingress_controller() -> None:
+    policy = only(render(WEBHOOK_VALUES), "NetworkPolicy")["spec"]
+    metrics, hooks = policy["ingress"]
+    assert metrics["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert hooks["ports"] == [{"port": "webhooks", "protocol": "TCP"}]
+    assert hooks["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("webhooks.ingress.host=", "webhooks.ingress.host is required"),
+        ("webhooks.ingress.tlsSecretName=", "tlsSecretName is required"),
+    ],
+)
+def test_webhook_ingress_requires_host_and_tls(flag: str, message: str) -> None:
+    result = run_helm("template", RELEASE, "--values", str(WEBHOOK_VALUES), "--set", flag)
+    assert result.returncode != 0
+    assert message in result.stderr
 
 
 def test_pdb_min_available_wins() -> None:

@@ -63,6 +63,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if or .Values.existingSecret .Values.secrets -}}true{{- end -}}
 {{- end -}}
 
+{{/* The Secret of the webhook signing keys (chart-made or existing), when webhooks are on. */}}
+{{- define "connector-exporter.webhookSecretName" -}}
+{{- default (printf "%s-webhooks" (include "connector-exporter.fullname" .)) .Values.webhooks.existingSecret -}}
+{{- end -}}
+
+{{- define "connector-exporter.hasWebhookSecret" -}}
+{{- if and .Values.webhooks.enabled (or .Values.webhooks.existingSecret .Values.webhooks.secrets) -}}true{{- end -}}
+{{- end -}}
+
 {{- define "connector-exporter.image" -}}
 {{- $repository := .Values.image.repository -}}
 {{- if .Values.image.registry -}}
