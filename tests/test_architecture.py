@@ -17,9 +17,9 @@ from exporter.vendors import REGISTRY
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "exporter"
 NAMES = re.compile("|".join(REGISTRY), re.IGNORECASE)
-# A test may use a vendor or two as examples of "a vendor"; naming more is enumerating them,
-# which a new vendor would silently miss.
-EXAMPLE_VENDORS = 2
+# A test may use a few vendors as examples (one with a catalog, one with categories, ...);
+# naming more is enumerating them, which a new vendor would silently miss.
+EXAMPLE_VENDORS = 3
 
 
 def module_name(path: Path) -> str:

@@ -206,8 +206,8 @@ listen_adress: ":9841"
 accounts:
   - {vendor: bindbee, name: a, token: t, categorys: [hris]}
   - {vendor: fivetran, name: b, api_key: k, api_secret: s, endpont: connections}
-  - {vendr: versori, name: c}
-  - {vendor: openint, name: d, token: t, colour: blue}
+  - {vendr: bindbee, name: c}
+  - {vendor: bindbee, name: d, token: t, colour: blue}
 """
     )
     assert got == [

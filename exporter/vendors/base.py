@@ -269,8 +269,8 @@ def optional_cursor(value: Any) -> str | None:
 
 
 A = TypeVar("A", bound=AccountBase)
-# A vendor object's translation with its context bound (e.g. the consumer of an Apideck
-# connection): what re-derives a connector from its vendor object after an event changed it.
+# A vendor object's translation with its context bound (e.g. the parent object a listing
+# nests it in): what re-derives a connector from its vendor object after an event changed it.
 Translate = Callable[[Mapping[str, Any]], Connector | None]
 
 
