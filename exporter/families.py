@@ -97,11 +97,13 @@ def stateset(name: str, attr: str) -> Lines:
 
 
 def flag(name: str, attr: str) -> Lines:
-    """0/1 from a boolean attribute; always present."""
+    """0/1 from a boolean attribute; no series where it is None (the vendor has no such field)."""
 
     def lines(run: Run) -> Iterator[str]:
         for c, ac in zip(run.connectors, run.prefixes, strict=True):
-            yield f"{name}{{{ac},{run.vendor}}} {ONE_HOT[getattr(c, attr)]}\n"
+            value = getattr(c, attr)
+            if value is not None:
+                yield f"{name}{{{ac},{run.vendor}}} {ONE_HOT[value]}\n"
 
     return lines
 
@@ -116,6 +118,22 @@ def number(name: str, attr: str) -> Lines:
                 yield f"{name}{{{ac},{run.vendor}}} {go_float(value)}\n"
 
     return lines
+
+
+def _issues(run: Run) -> Iterator[str]:
+    for c, ac in zip(run.connectors, run.prefixes, strict=True):
+        if not c.issues:
+            continue
+        # Label names sorted as prometheus-client orders them: `code` sits between `account` and
+        # `connector_id`. An escaped account value cannot contain `,connector_id="` (its quotes
+        # are escaped), so the first occurrence is the real boundary.
+        cut = ac.index(',connector_id="')
+        account, connector = ac[:cut], ac[cut:]
+        for kind, code in c.issues:
+            yield (
+                f'connector_issue_info{{{account},code="{esc(code)}"{connector},'
+                f'kind="{esc(kind)}",{run.vendor}}} 1.0\n'
+            )
 
 
 def _per_connector(name: str, help_: str, make: Callable[[str, str], Lines], attr: str) -> Family:
@@ -221,6 +239,40 @@ CONNECTOR: tuple[Family, ...] = (
     ),
     _per_connector(
         "connector_tasks", "Number of tasks the vendor asks a user to act on.", number, "tasks"
+    ),
+    # SPEC §6.1
+    _per_connector(
+        "connector_schema_state",
+        "Vendor schema state (one series per state); no series where the vendor omits it.",
+        stateset,
+        "schema_state",
+    ),
+    _per_connector(
+        "connector_manual_schedule",
+        "1 if the connector only syncs when triggered (it never syncs by itself).",
+        flag,
+        "manual_schedule",
+    ),
+    _per_connector(
+        "connector_historical_sync",
+        "1 while the connector runs a historical (initial or full re-) sync.",
+        flag,
+        "historical_sync",
+    ),
+    Family(
+        "connector_issue_info",
+        "One series per task or warning code the vendor reports on the connector; always 1.",
+        labels=("kind", "code"),
+        lines=_issues,
+    ),
+    _per_connector(
+        "connector_sync_progress_ratio",
+        "Progress of the running sync, 0 to 1.",
+        number,
+        "sync_progress",
+    ),
+    _per_connector(
+        "connector_test", "1 if the vendor marks the connector as a test connector.", flag, "test"
     ),
 )
 

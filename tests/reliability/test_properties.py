@@ -131,7 +131,7 @@ def _bindbee(data: Any) -> PollResult:
 
 def _versori(data: Any) -> PollResult:
     items = versori.parse_page(data)[0]
-    return PollResult(tuple(versori.translate(items, "org", FIXED_NOW)))
+    return PollResult(tuple(versori.translate(items, "org")))
 
 
 PIPELINES: dict[str, Callable[[Any], PollResult]] = {

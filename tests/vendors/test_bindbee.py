@@ -78,3 +78,27 @@ def test_parse_page_rejects_wrong_shapes() -> None:
     with pytest.raises(BadResponse):
         bindbee.parse_page([1, 2])
     assert bindbee.parse_page({"items": [], "cursor": "c2"}) == ([], "c2")
+
+
+def test_sync_progress_is_a_clamped_ratio_and_test_connectors_are_flagged() -> None:
+    c = translated()
+    assert c["workday"].sync_progress == pytest.approx(0.45)
+    assert c["bamboohr"].sync_progress == 1.0
+    assert c["rippling"].sync_progress == 1.0  # 250 % clamped
+    assert c["gusto"].sync_progress == 0.0  # -5 % clamped
+    assert c["ukg-pro"].sync_progress is None  # null
+    assert c[""].sync_progress is None  # "half": not a number
+    assert c["greenhouse"].sync_progress is None  # ATS listings have no such field
+    assert {k for k, x in c.items() if x.test} == {"greenhouse", "docebo"}
+    assert c["bamboohr"].test is False and c[""].test is None  # "yes" is not a boolean
+
+
+@pytest.mark.parametrize(
+    ("value", "ratio"),
+    [
+        *[(0, 0.0), (37, 0.37), (100, 1.0), (101, 1.0), (-1, 0.0), (12.5, 0.125)],
+        *[(None, None), (True, None), ("50", None), (float("nan"), None), (10**400, None)],
+    ],
+)
+def test_progress_ratio(value: object, ratio: float | None) -> None:
+    assert bindbee.progress_ratio(value) == (None if ratio is None else pytest.approx(ratio))
