@@ -14,6 +14,7 @@ from exporter.errors import RequestRejected
 from exporter.model import CatalogEntry, Connector, Health, PollResult, StateSets
 from exporter.vendors.base import (
     Adapter,
+    ApiClient,
     Vendor,
     cursor_pages,
     expect_list,
@@ -170,9 +171,19 @@ class ApideckAdapter(Adapter[ApideckAccount]):
             "Accept": "application/json",
         }
 
+    def __init__(self, account: ApideckAccount, api: ApiClient) -> None:
+        super().__init__(account, api)
+        # Every request of a poll takes a slot, listing pages included: Apideck sees at most
+        # `max_concurrency` requests of this account at once.
+        self._slots = asyncio.Semaphore(account.max_concurrency)
+
+    async def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        async with self._slots:
+            return await self.api.get_json(path, params)
+
     async def _pages(self, path: str) -> AsyncIterator[list[Any]]:
         async def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
-            return parse_page(await self.api.get_json(path, {"limit": PAGE_SIZE, "cursor": cursor}))
+            return parse_page(await self._get(path, {"limit": PAGE_SIZE, "cursor": cursor}))
 
         async for items in cursor_pages(fetch):
             yield items
@@ -181,7 +192,7 @@ class ApideckAdapter(Adapter[ApideckAccount]):
         """One consumer with its connections; None when it was deleted since the listing."""
         path = f"{CONSUMERS_PATH}/{quote(consumer_id, safe='')}"
         try:
-            return parse_consumer(await self.api.get_json(path))
+            return parse_consumer(await self._get(path))
         except RequestRejected as err:
             if err.status == 404:
                 return None
