@@ -1,13 +1,15 @@
-"""Bindbee: translation of seed-shaped JSON per category."""
+"""Bindbee: translation of seed-shaped JSON per category, and the test-connector option."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from exporter.errors import BadResponse
 from exporter.model import Connector, Health
+from exporter.simulator import Simulator
 from exporter.vendors import bindbee
-from tests.conftest import fixture_json
+from tests.conftest import fixture_json, make_config, render, runner_for, sim_account
 
 
 def translated() -> dict[str, Connector]:
@@ -102,3 +104,33 @@ def test_sync_progress_is_a_clamped_ratio_and_test_connectors_are_flagged() -> N
 )
 def test_progress_ratio(value: object, ratio: float | None) -> None:
     assert bindbee.progress_ratio(value) == (None if ratio is None else pytest.approx(ratio))
+
+
+# --- the simulator over real sockets -------------------------------------------------------
+async def test_include_test_connectors_false_drops_them_from_the_snapshot(sim: Simulator) -> None:
+    vsim = sim.vendors["bindbee"]
+    test_id = next(iter(vsim.connectors))
+    base = f"http://127.0.0.1:{sim.port}/_control/bindbee/connectors"
+    async with httpx.AsyncClient() as client:
+        r = await client.patch(f"{base}/{test_id}", json={"is_test_connector": True})
+        assert r.status_code == 200
+    snapshots = {}
+    for include in (True, False):
+        runner = runner_for(
+            make_config([sim_account(sim, "bindbee", include_test_connectors=include)])
+        )
+        try:
+            assert await runner.poll(), runner.status.last_error
+        finally:
+            await runner.aclose()
+        snapshots[include] = {c.connector_id: c for c in runner.status.snapshot.connectors}
+    assert snapshots[True][test_id].test is True  # kept by default, flagged connector_test 1
+    assert set(snapshots[True]) - set(snapshots[False]) == {test_id}
+    assert all(c.test is not True for c in snapshots[False].values())
+    text = render([runner.status])
+    assert f'connector_info{{account="demo",connector_id="{test_id}"' not in text
+
+
+def test_include_test_connectors_defaults_to_true() -> None:
+    config = make_config([{"vendor": "bindbee", "name": "hr", "token": "t"}])
+    assert config.accounts[0].include_test_connectors is True  # type: ignore[attr-defined]
