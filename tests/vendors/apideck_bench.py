@@ -56,8 +56,8 @@ class BenchSimulator(InstrumentedSimulator):
         key = request.path_qs
         if request.method != "GET" or not request.path.startswith(self.prefix):
             return await handler(request)
-        if (body := self.replay.get(key)) is not None:
-            return web.Response(body=body, content_type="application/json")
+        if (kept := self.replay.get(key)) is not None:
+            return web.Response(body=kept, content_type="application/json")
         response = await handler(request)
         body = response.body if isinstance(response, web.Response) else None
         if response.status == 200 and isinstance(body, bytes):

@@ -123,7 +123,9 @@ async def test_include_test_connectors_false_drops_them_from_the_snapshot(sim: S
             assert await runner.poll(), runner.status.last_error
         finally:
             await runner.aclose()
-        snapshots[include] = {c.connector_id: c for c in runner.status.snapshot.connectors}
+        snapshot = runner.status.snapshot
+        assert snapshot is not None
+        snapshots[include] = {c.connector_id: c for c in snapshot.connectors}
     assert snapshots[True][test_id].test is True  # kept by default, flagged connector_test 1
     assert set(snapshots[True]) - set(snapshots[False]) == {test_id}
     assert all(c.test is not True for c in snapshots[False].values())
