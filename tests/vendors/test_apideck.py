@@ -406,7 +406,7 @@ async def test_one_429_pauses_every_detail_request_until_its_retry_after() -> No
     assert rate_limited and runner.status.requests["429"] == 1
     t429 = rate_limited[0] + 0.05  # the 429 left the server after the delay
     # Requests already on the wire may land just after the 429; then nothing until Retry-After.
-    paused = [t - t429 for t, _ in simulator.arrivals if t429 + 0.2 < t < t429 + 0.9]
+    paused = [t - t429 for t, _ in simulator.arrivals if t429 + 0.3 < t < t429 + 0.9]
     assert paused == []
     assert any(t >= t429 + 0.9 for t, _ in simulator.arrivals)  # and the poll went on after it
 
@@ -422,6 +422,31 @@ async def test_a_failing_detail_request_fails_the_poll_without_waiting_for_the_r
     assert not ok and runner.status.last_error.endswith("HTTP 400: Bad consumer")
     details = [p for _, p in simulator.arrivals if is_detail(p)]
     assert len(details) < 50  # of 201 consumers: the poll stopped at the failure
+
+
+async def test_consumers_deleted_after_the_listing_are_skipped_by_concurrent_details() -> None:
+    """The simulator itself answers 404 for consumers removed once the listing was served."""
+    gone = {"customer-000005", "customer-000017"}
+
+    def intercept(request: web.Request) -> web.StreamResponse | None:
+        if is_detail(request.path):  # the listing page is out: delete them now
+            fleet = simulator.vendors["apideck"].connectors
+            for key in [k for k, c in fleet.items() if c["consumer_id"] in gone]:
+                del fleet[key]
+        return None
+
+    simulator = InstrumentedSimulator({"apideck": 300}, delay=lambda _: 0.005, intercept=intercept)
+    await simulator.start()
+    runner = runner_for(make_config([sim_account(simulator, "apideck", catalog=False)]))
+    try:
+        ok = await runner.poll()
+    finally:
+        await runner.aclose()
+        await simulator.stop()
+    assert ok, runner.status.last_error
+    assert runner.status.requests["404"] == 2
+    consumers = {c.end_user for c in runner.status.snapshot.connectors}
+    assert len(consumers) == 28 and not consumers & gone
 
 
 @pytest.mark.parametrize(("value", "valid"), [(None, True), (1, True), (64, True)])
