@@ -445,7 +445,9 @@ async def test_consumers_deleted_after_the_listing_are_skipped_by_concurrent_det
         await simulator.stop()
     assert ok, runner.status.last_error
     assert runner.status.requests["404"] == 2
-    consumers = {c.end_user for c in runner.status.snapshot.connectors}
+    snapshot = runner.status.snapshot
+    assert snapshot is not None
+    consumers = {c.end_user for c in snapshot.connectors}
     assert len(consumers) == 28 and not consumers & gone
 
 
