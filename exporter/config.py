@@ -410,20 +410,20 @@ def _collect(raw: dict[str, Any]) -> tuple[Config | None, list[Problem]]:
             # still shows up as another's duplicate.
             if (
                 isinstance(item, dict)
-                and item.get("vendor") in ACCOUNT_MODELS
+                and isinstance(item.get("vendor"), str)
+                and item["vendor"] in ACCOUNT_MODELS
                 and isinstance(item.get("name"), str)
             ):
                 names.append((i, item["vendor"], item["name"]))
     # The top level sees only the accounts that validated; their own errors are already listed.
-    top = {**raw, "accounts": [a for _, a in valid]} if accounts_raw else raw
+    listed = isinstance(accounts_raw, list) and bool(accounts_raw)
+    top = {**raw, "accounts": [a for _, a in valid]} if listed else raw
     config: Config | None = None
     top_problems: list[Problem] = []
     try:
         config = Config.model_validate(top, context={_COLLECTING: True})
     except ValidationError as err:
-        top_problems = [
-            p for p in _problems_from(err) if not (accounts_raw and p.path == "accounts")
-        ]
+        top_problems = [p for p in _problems_from(err) if not (listed and p.path == "accounts")]
     default_interval: float | None = None
     if config is not None:
         default_interval = config.poll_interval

@@ -108,12 +108,14 @@ class stateset(FromAttr):  # noqa: N801 - reads as the kind of family in the tab
 
 
 class flag(FromAttr):  # noqa: N801
-    """0/1 from a boolean attribute; always present."""
+    """0/1 from a boolean attribute; no series where it is None (the vendor has no such field)."""
 
     def __call__(self, run: Run) -> Iterator[str]:
         name, attr = self.name, self.attr
         for c, ac in zip(run.connectors, run.prefixes, strict=True):
-            yield f"{name}{{{ac},{run.vendor}}} {ONE_HOT[getattr(c, attr)]}\n"
+            value = getattr(c, attr)
+            if value is not None:
+                yield f"{name}{{{ac},{run.vendor}}} {ONE_HOT[value]}\n"
 
 
 class number(FromAttr):  # noqa: N801
@@ -131,6 +133,22 @@ def _syncs(run: Run) -> Iterator[str]:
     for c, ac in zip(run.connectors, run.prefixes, strict=True):
         for result, count in c.syncs:
             yield f'connector_syncs_total{{{ac},result="{result}",{run.vendor}}} {count}.0\n'
+
+
+def _issues(run: Run) -> Iterator[str]:
+    for c, ac in zip(run.connectors, run.prefixes, strict=True):
+        if not c.issues:
+            continue
+        # Label names sorted as prometheus-client orders them: `code` sits between `account` and
+        # `connector_id`. An escaped account value cannot contain `,connector_id="` (its quotes
+        # are escaped), so the first occurrence is the real boundary.
+        cut = ac.index(',connector_id="')
+        account, connector = ac[:cut], ac[cut:]
+        for kind, code in c.issues:
+            yield (
+                f'connector_issue_info{{{account},code="{esc(code)}"{connector},'
+                f'kind="{esc(kind)}",{run.vendor}}} 1.0\n'
+            )
 
 
 def _per_connector(name: str, help_: str, make: type[FromAttr], attr: str) -> Family:
@@ -236,6 +254,40 @@ CONNECTOR: tuple[Family, ...] = (
     ),
     _per_connector(
         "connector_tasks", "Number of tasks the vendor asks a user to act on.", number, "tasks"
+    ),
+    # SPEC §6.1
+    _per_connector(
+        "connector_schema_state",
+        "Vendor schema state (one series per state); no series where the vendor omits it.",
+        stateset,
+        "schema_state",
+    ),
+    _per_connector(
+        "connector_manual_schedule",
+        "1 if the connector only syncs when triggered (it never syncs by itself).",
+        flag,
+        "manual_schedule",
+    ),
+    _per_connector(
+        "connector_historical_sync",
+        "1 while the connector runs a historical (initial or full re-) sync.",
+        flag,
+        "historical_sync",
+    ),
+    Family(
+        "connector_issue_info",
+        "One series per task or warning code the vendor reports on the connector; always 1.",
+        labels=("kind", "code"),
+        lines=_issues,
+    ),
+    _per_connector(
+        "connector_sync_progress_ratio",
+        "Progress of the running sync, 0 to 1.",
+        number,
+        "sync_progress",
+    ),
+    _per_connector(
+        "connector_test", "1 if the vendor marks the connector as a test connector.", flag, "test"
     ),
     # From webhooks only (SPEC §6.2): no series until an event about the connector arrives.
     Family(

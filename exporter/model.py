@@ -35,6 +35,7 @@ class StateSets:
     sync: tuple[str, ...] = ()
     update: tuple[str, ...] = ()
     catalog: tuple[str, ...] = ()
+    schema: tuple[str, ...] = ()
 
     def normalise(self, known: tuple[str, ...], value: str | None) -> str | None:
         """Map a vendor value onto one of `known`, `other` when unknown, None when null."""
@@ -71,6 +72,17 @@ class Connector:
     sync_frequency: float | None = None
     warnings: int | None = None
     tasks: int | None = None
+    schema_state: str | None = None
+    # None where the vendor has no such field: the 0/1 family then has no series for it.
+    manual_schedule: bool | None = None
+    historical_sync: bool | None = None
+    # (kind, code) pairs, lower snake_case, sorted and unique; messages are never kept.
+    issues: tuple[tuple[str, str], ...] = ()
+    sync_progress: float | None = None  # 0..1
+    test: bool | None = None
+    # The vendor's own words on why the connector is not healthy; shown on the status page
+    # (escaped there), never a label.
+    status_message: str = ""
     # Sync telemetry from webhooks (SPEC §6.2), kept across polls by the account's runner:
     # (result, count) pairs in result order, only results seen so far.
     syncs: tuple[tuple[str, int], ...] = ()

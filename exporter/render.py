@@ -23,7 +23,12 @@ CHUNK_CONNECTORS = 4096
 # instead of the exporter holding ~3 KB of text per connector forever.
 KEEP_PLAIN_BYTES = 64 * 1024 * 1024
 # StateSet attributes of Connector, and the StateSets field listing their known values.
-STATESET_FIELDS = {"setup_state": "setup", "sync_state": "sync", "update_state": "update"}
+STATESET_FIELDS = {
+    "setup_state": "setup",
+    "sync_state": "sync",
+    "update_state": "update",
+    "schema_state": "schema",
+}
 
 
 def header(family: Family, openmetrics: bool = False) -> Piece:

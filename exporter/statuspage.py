@@ -69,6 +69,11 @@ def _state(health: Health) -> str:
     return f'<span class="state h-{health.value}">{_esc(health.value)}</span>'
 
 
+def _message(text: str) -> str:
+    """The vendor's reason for the state (already one line, length-capped), escaped."""
+    return f'<div class="small reason">{_esc(text)}</div>' if text else ""
+
+
 def _accounts(statuses: list[AccountStatus], now: float) -> str:
     rows = []
     for s in statuses:
@@ -122,7 +127,7 @@ def _unhealthy(statuses: list[AccountStatus], now: float) -> str:
         "<tr>"
         f"<td>{_esc(s.vendor)}</td><td>{_esc(s.account)}</td>"
         f'<td>{_esc(c.name) or "—"}<div class="small">{_esc(c.connector_id)}</div></td>'
-        f"<td>{_esc(c.integration)}</td><td>{_state(c.health)}</td>"
+        f"<td>{_esc(c.integration)}</td><td>{_state(c.health)}{_message(c.status_message)}</td>"
         f'<td>{_when(u.since, now)} <span class="small since">{_esc(u.since_label)}</span></td>'
         "</tr>"
         for s, u in found[:UNHEALTHY_ROWS]

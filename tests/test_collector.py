@@ -31,6 +31,9 @@ def snapshot(n: int) -> Snapshot:
             warnings=i % 5,
             syncs=(("failure", i), ("success", 2 * i + 1)) if i % 3 == 0 else (),
             last_sync_duration=12.5 if i % 3 == 0 else None,
+            issues=(("task", "reconnect"), ("warning", 'odd "code"')) if i % 4 == 1 else (),
+            manual_schedule=None if i % 5 == 0 else i % 2 == 0,
+            schema_state=("ready", "blocked_on_customer", None)[i % 3],
         )
         for i in range(n)
     )

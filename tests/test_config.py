@@ -252,3 +252,14 @@ def test_version() -> None:
 
     result = run_cli("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"connector-exporter {__version__}"
+
+
+def test_accounts_of_the_wrong_type_is_a_listed_problem() -> None:
+    """Found by the property tests: `accounts: 1` raised a ConfigError with no problem."""
+    assert any(p.startswith("accounts:") for p in problems("accounts: 1\n"))
+
+
+def test_an_unhashable_vendor_is_a_listed_problem() -> None:
+    """Found by the property tests: `vendor: []` crashed the duplicate-name check."""
+    text = "accounts:\n- {vendor: [], name: a}\n- {vendor: bindbee, name: a, token: t}\n"
+    assert any(p.startswith("accounts[0]") for p in problems(text))

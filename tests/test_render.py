@@ -44,6 +44,9 @@ def _connector_family(family: Family, snap: Snapshot) -> GaugeMetricFamily | Cou
                 out.add_metric(base, float(max(0, NOW - math.ceil(ts))))
         elif family.name == "connector_info":
             out.add_metric([*base, c.name, c.integration, c.group, c.end_user], 1.0)
+        elif family.name == "connector_issue_info":
+            for kind, code in c.issues:
+                out.add_metric([*base, kind, code], 1.0)
         elif family.name == "connector_syncs":
             for result, count in c.syncs:
                 out.add_metric([*base, result], float(count))
@@ -55,9 +58,7 @@ def _connector_family(family: Family, snap: Snapshot) -> GaugeMetricFamily | Cou
             if value is not None:
                 for state in known[lines.attr]:
                     out.add_metric([*base, state], float(state == value))
-        elif isinstance(lines, flag):
-            out.add_metric(base, float(getattr(c, lines.attr)))
-        elif isinstance(lines, number):
+        elif isinstance(lines, flag | number):  # a bool is a number: 0.0 or 1.0
             value = getattr(c, lines.attr)
             if value is not None:
                 out.add_metric(base, float(value))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -17,6 +18,7 @@ from exporter.errors import RequestRejected
 from exporter.model import CatalogEntry, Connector, Health, PollResult, StateSets
 from exporter.vendors.base import (
     Adapter,
+    ApiClient,
     BadEvent,
     Event,
     Vendor,
@@ -31,6 +33,12 @@ from exporter.vendors.base import (
 )
 from exporter.vendors.fields import as_float, as_list, as_mapping, as_str, opt_str, parse_timestamp
 
+# Consumer detail requests (one per consumer, SPEC §4) run this many at a time by default: at
+# 150 ms a request, 1,000 consumers take ~19 s instead of 150 s one after another.
+DEFAULT_MAX_CONCURRENCY = 8
+MIN_CONCURRENCY = 1
+MAX_CONCURRENCY = 64
+
 
 class ApideckAccount(CatalogAndConnections):
     # app_id names the Unify application (it is shown in dashboards and URLs) and grants nothing
@@ -41,6 +49,10 @@ class ApideckAccount(CatalogAndConnections):
     api_key: SecretStr
     app_id: Annotated[str, Field(min_length=1)]
     base_url: str = "https://unify.apideck.com"
+    # SPEC §4/§6.1: consumer detail requests in flight at once.
+    max_concurrency: Annotated[int, Field(ge=MIN_CONCURRENCY, le=MAX_CONCURRENCY)] = (
+        DEFAULT_MAX_CONCURRENCY
+    )
 
 
 CATALOG_PATH = "/connector/connectors"
@@ -168,9 +180,19 @@ class ApideckAdapter(Adapter[ApideckAccount]):
             "Accept": "application/json",
         }
 
+    def __init__(self, account: ApideckAccount, api: ApiClient) -> None:
+        super().__init__(account, api)
+        # Every request of a poll takes a slot, listing pages included: Apideck sees at most
+        # `max_concurrency` requests of this account at once.
+        self._slots = asyncio.Semaphore(account.max_concurrency)
+
+    async def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        async with self._slots:
+            return await self.api.get_json(path, params)
+
     async def _pages(self, path: str) -> AsyncIterator[list[Any]]:
         async def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
-            return parse_page(await self.api.get_json(path, {"limit": PAGE_SIZE, "cursor": cursor}))
+            return parse_page(await self._get(path, {"limit": PAGE_SIZE, "cursor": cursor}))
 
         async for items in cursor_pages(fetch):
             yield items
@@ -179,11 +201,59 @@ class ApideckAdapter(Adapter[ApideckAccount]):
         """One consumer with its connections; None when it was deleted since the listing."""
         path = f"{CONSUMERS_PATH}/{quote(consumer_id, safe='')}"
         try:
-            return parse_consumer(await self.api.get_json(path))
+            return parse_consumer(await self._get(path))
         except RequestRejected as err:
             if err.status == 404:
                 return None
             raise
+
+    def _translate_consumer(self, consumer_id: str, consumer: Mapping[str, Any]) -> list[Connector]:
+        connections = as_list(consumer.get("connections"))
+        return self.translated(connections, partial(translate_connection, consumer_id))
+
+    async def _connections(self) -> list[Connector]:
+        """Every listed consumer's connections, in listing order.
+
+        SPEC §4 reads the connections embedded in each consumer. vault.yml's GetConsumersResponse
+        items carry only `services`, not `connections`; those come with
+        GET /vault/consumers/{consumer_id} (schema Consumer). Embedded connections are used when
+        the listing has them; the detail requests run `max_concurrency` at a time while the
+        listing is still being paged, and all of them share the client's 429 pause.
+        """
+        slots: list[list[Connector]] = []  # one per listed consumer: the order is the listing's
+        jobs: asyncio.Queue[tuple[int, str] | None] = asyncio.Queue()
+
+        async def worker() -> None:
+            while (job := await jobs.get()) is not None:
+                index, consumer_id = job
+                detail = await self._consumer(consumer_id)
+                if detail is not None:
+                    slots[index] = self._translate_consumer(consumer_id, detail)
+
+        workers = [asyncio.create_task(worker()) for _ in range(self.account.max_concurrency)]
+        try:
+            async for consumers in self._pages(CONSUMERS_PATH):
+                for consumer in consumers:
+                    if not isinstance(consumer, Mapping):
+                        continue
+                    consumer_id = as_str(consumer.get("consumer_id"))
+                    if not consumer_id:
+                        continue
+                    if isinstance(consumer.get("connections"), list):
+                        slots.append(self._translate_consumer(consumer_id, consumer))
+                    else:
+                        slots.append([])
+                        jobs.put_nowait((len(slots) - 1, consumer_id))
+                if any(w.done() for w in workers):
+                    break  # a detail request failed the poll: stop listing, report it below
+            for _ in workers:
+                jobs.put_nowait(None)
+            await asyncio.gather(*workers)
+        finally:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+        return [c for slot in slots for c in slot]
 
     async def poll(self) -> PollResult:
         catalog: list[CatalogEntry] = []
@@ -192,28 +262,7 @@ class ApideckAdapter(Adapter[ApideckAccount]):
             async for items in self._pages(CATALOG_PATH):
                 catalog.extend(translate_catalog(items))
         if self.account.connections:
-            async for consumers in self._pages(CONSUMERS_PATH):
-                for consumer in consumers:
-                    if not isinstance(consumer, Mapping):
-                        continue
-                    consumer_id = as_str(consumer.get("consumer_id"))
-                    if not consumer_id:
-                        continue
-                    # SPEC §4 reads the connections embedded in each consumer. vault.yml's
-                    # GetConsumersResponse items carry only `services`, not `connections`;
-                    # those come with GET /vault/consumers/{consumer_id} (schema Consumer).
-                    # Embedded connections are used when the listing has them.
-                    if not isinstance(consumer.get("connections"), list):
-                        detail = await self._consumer(consumer_id)
-                        if detail is None:
-                            continue
-                        consumer = {**detail, "consumer_id": consumer_id}
-                    connectors.extend(
-                        self.translated(
-                            as_list(consumer.get("connections")),
-                            partial(translate_connection, consumer_id),
-                        )
-                    )
+            connectors = await self._connections()
         return PollResult(connectors=tuple(connectors), catalog=tuple(catalog))
 
 

@@ -46,6 +46,10 @@ USER_AGENT = f"connector-exporter/{__version__}"
 # polling only spends the account's API budget, which other tools share.
 DEFAULT_MIN_POLL_INTERVAL_SECONDS = 60.0
 
+# A request waiting out a shared 429 pause re-checks it at most this often: another request's
+# 429 may have pushed the pause further meanwhile.
+MAX_PAUSE_CHECKS = 16
+
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Retry-After as seconds (RFC 9110: delay-seconds or an HTTP date); None when unusable."""
@@ -114,6 +118,10 @@ class ApiClient:
     on_response: Callable[[str], None] = lambda code: None
     stats: PollStats = field(default_factory=PollStats)
     _client: httpx.AsyncClient | None = None
+    # Monotonic time until which no request of this client starts. A 429 limits the whole
+    # account, not one request: when concurrent requests run (Apideck consumer details), one
+    # 429 pauses them all until its Retry-After instead of each finding out on its own.
+    _resume_at: float = 0.0
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -162,12 +170,21 @@ class ApiClient:
                     chunks.append(chunk)
                 return response.status_code, response.headers, b"".join(chunks)
 
+    async def _wait_if_paused(self) -> None:
+        """Wait out the account-wide pause a 429 set, if any."""
+        for _ in range(MAX_PAUSE_CHECKS):
+            wait = self._resume_at - time.monotonic()
+            if wait <= 0:
+                return
+            await asyncio.sleep(wait)
+
     async def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET `path` and return its decoded JSON, retrying 429, 5xx and transport errors."""
         params = {k: v for k, v in (params or {}).items() if v is not None}
         attempts = self.settings.max_retries + 1
         for attempt in range(attempts):
             retry_after: float | None = None
+            await self._wait_if_paused()
             self.stats.requests += 1
             try:
                 status, headers, body = await self._send(path, params)
@@ -204,7 +221,10 @@ class ApiClient:
                 cause = error
             if attempt + 1 >= attempts:
                 raise error from cause
-            await asyncio.sleep(backoff_delay(attempt, retry_after))
+            delay = backoff_delay(attempt, retry_after)
+            if isinstance(error, RateLimited):
+                self._resume_at = max(self._resume_at, time.monotonic() + delay)
+            await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _decode(self, path: str, status: int, headers: Mapping[str, str], body: bytes) -> Any:

@@ -26,7 +26,7 @@ from exporter.vendors.base import (
     optional_cursor,
     translate_all,
 )
-from exporter.vendors.fields import as_str, parse_timestamp
+from exporter.vendors.fields import as_float, as_str, parse_timestamp
 
 BindbeeCategory = Literal["hris", "ats", "lms"]
 BINDBEE_CATEGORIES: tuple[BindbeeCategory, ...] = ("hris", "ats", "lms")
@@ -41,6 +41,8 @@ class BindbeeAccount(AccountBase):
     categories: Annotated[list[BindbeeCategory], Field(min_length=1)] = Field(
         default_factory=lambda: list(BINDBEE_CATEGORIES)
     )
+    # SPEC §6.1: false drops connectors marked `is_test_connector` from the snapshot.
+    include_test_connectors: bool = True
 
     @field_validator("categories")
     @classmethod
@@ -49,11 +51,22 @@ class BindbeeAccount(AccountBase):
 
 
 PAGE_SIZE = 200  # the API's maximum (seed: "Maximum size is 200")
+# HRIS listings' `sync_progress` is an integer percentage (bindbee_connectors.json,
+# HrisConnectorResponse); the exporter exposes a 0..1 ratio.
+PERCENT = 100.0
 
 STATES = StateSets(
     setup=("complete", "incomplete", "relink_needed"),
     sync=("syncing", "done", "failed"),
 )
+
+
+def progress_ratio(value: object) -> float | None:
+    """`sync_progress` (percent) as a ratio clamped to 0..1; None when absent or not a number."""
+    percent = as_float(value)  # None for null, booleans, strings, NaN and past-float-range
+    if percent is None:
+        return None
+    return min(max(percent / PERCENT, 0.0), 1.0)
 
 
 def translate_one(item: Mapping[str, Any], category: str) -> Connector | None:
@@ -94,6 +107,8 @@ def translate_one(item: Mapping[str, Any], category: str) -> Connector | None:
         last_sync_start=parse_timestamp(item.get("last_sync_start_time")),
         next_sync=parse_timestamp(item.get("next_sync_start_time")),
         relink_needed_since=parse_timestamp(item.get("relink_needed_at")),
+        sync_progress=progress_ratio(item.get("sync_progress")),
+        test=test if isinstance(test := item.get("is_test_connector"), bool) else None,
     )
 
 
@@ -128,6 +143,8 @@ class BindbeeAdapter(Adapter[BindbeeAccount]):
 
             async for items in cursor_pages(fetch):
                 connectors.extend(self.translated(items, partial(translate_one, category=category)))
+        if not self.account.include_test_connectors:
+            connectors = [c for c in connectors if c.test is not True]
         return PollResult(connectors=tuple(connectors))
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import hmac
+import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
@@ -26,7 +27,14 @@ from exporter.vendors.base import (
     optional_cursor,
     translate_all,
 )
-from exporter.vendors.fields import as_float, as_mapping, as_str, opt_str, parse_timestamp
+from exporter.vendors.fields import (
+    as_float,
+    as_list,
+    as_mapping,
+    as_str,
+    opt_str,
+    parse_timestamp,
+)
 
 
 class FivetranAccount(AccountBase):
@@ -47,11 +55,44 @@ STATES = StateSets(
     setup=("connected", "incomplete", "broken"),
     sync=("scheduled", "syncing", "paused", "rescheduled"),
     update=("on_schedule", "delayed"),
+    # SPEC §6.1; fivetran-mcp list_connections.json types `status.schema_status` as a string.
+    schema=("ready", "blocked_on_capture", "blocked_on_customer"),
 )
+# `schedule_type` (required in list_connections.json): `auto` or `manual`; a manual connection
+# only syncs when triggered through the API, so it never syncs by itself.
+MANUAL_SCHEDULE = "manual"
+# `status.tasks[]` / `status.warnings[]` codes become `connector_issue_info{kind, code}` labels.
+# Codes are Fivetran's own identifiers, but a label is bounded anyway: at most this many per
+# connector and this long each, so that a vendor sending free text cannot blow up the series.
+ISSUE_KINDS = (("task", "tasks"), ("warning", "warnings"))
+MAX_ISSUES_PER_CONNECTOR = 20
+MAX_CODE_LENGTH = 64
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
 
 
 def _count(value: Any) -> int | None:
     return len(value) if isinstance(value, list) else None
+
+
+def issue_code(value: object) -> str:
+    """A task or warning code as a lower snake_case label value ("" when there is none)."""
+    text = _CAMEL.sub("_", as_str(value).strip())
+    return _NOT_WORD.sub("_", text.lower()).strip("_")[:MAX_CODE_LENGTH].rstrip("_")
+
+
+def _issues(status: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    def found() -> Iterator[tuple[str, str]]:
+        for kind, key in ISSUE_KINDS:
+            for entry in as_list(status.get(key)):
+                if isinstance(entry, Mapping) and (code := issue_code(entry.get("code"))):
+                    yield kind, code
+
+    return tuple(sorted(set(found())))[:MAX_ISSUES_PER_CONNECTOR]
+
+
+def _bool(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
 
 
 def translate_one(item: Mapping[str, Any]) -> Connector | None:
@@ -68,6 +109,11 @@ def translate_one(item: Mapping[str, Any]) -> Connector | None:
     failed = parse_timestamp(item.get("failed_at"))
     tasks = _count(status.get("tasks"))
     frequency = item.get("sync_frequency")
+    schema = STATES.normalise(STATES.schema, opt_str(status.get("schema_status")))
+    # go-fivetran also nests it in `schedule`; the top-level key is the documented one.
+    schedule = opt_str(item.get("schedule_type")) or opt_str(
+        as_mapping(item.get("schedule")).get("schedule_type")
+    )
 
     # SPEC §5, fivetran row: the first rule that applies wins.
     if paused:
@@ -78,8 +124,17 @@ def translate_one(item: Mapping[str, Any]) -> Connector | None:
         health = Health.INCOMPLETE
     elif failed is not None and (succeeded is None or failed > succeeded):
         health = Health.FAILING
-    elif update == "delayed" or sync == "rescheduled" or (tasks or 0) > 0:
+    elif (
+        update == "delayed"
+        or sync == "rescheduled"
+        or (tasks or 0) > 0
+        or schema == "blocked_on_customer"
+    ):
         health = Health.DEGRADED
+    elif setup != "connected":
+        # `other` (a value we do not know) or no setup state at all: nothing to call it
+        # healthy by.
+        health = Health.UNKNOWN
     else:
         health = Health.HEALTHY
 
@@ -101,6 +156,10 @@ def translate_one(item: Mapping[str, Any]) -> Connector | None:
         sync_frequency=None if (minutes := as_float(frequency)) is None else minutes * 60,
         warnings=_count(status.get("warnings")),
         tasks=tasks,
+        schema_state=schema,
+        manual_schedule=None if schedule is None else schedule.strip().lower() == MANUAL_SCHEDULE,
+        historical_sync=_bool(status.get("is_historical_sync")),
+        issues=_issues(status),
     )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+import re
+import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, ClassVar, Literal
 
@@ -41,6 +43,33 @@ STATES = StateSets(
     setup=("healthy", "disconnected", "error", "manual", "unknown"),
     catalog=("alpha", "beta", "ga"),
 )
+# `status_message` explains a non-healthy status (openint_connection.json: string or null). It is
+# shown on the status page, cut to this many characters; never a label.
+MAX_STATUS_MESSAGE = 300
+# Control, format (bidi overrides, zero-width) and line/paragraph separator characters: nothing a
+# one-line message needs, and the ones that could garble or disguise what the page shows.
+_STRIPPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")  # terminal colour codes from a log line
+
+
+def status_message(value: object) -> str:
+    """The vendor's message as one line of plain text: controls removed, at most 300 characters.
+
+    HTML escaping is the page's job (statuspage.py escapes every value); this only makes the
+    text safe to show anywhere as one line.
+    """
+    if not isinstance(value, str):
+        return ""
+    value = _ANSI_ESCAPE.sub("", value)
+    kept = (
+        " " if ch.isspace() else ch
+        for ch in value
+        if ch.isspace() or unicodedata.category(ch) not in _STRIPPED_CATEGORIES
+    )
+    text = " ".join("".join(kept).split())
+    if len(text) > MAX_STATUS_MESSAGE:
+        text = text[: MAX_STATUS_MESSAGE - 1].rstrip() + "…"
+    return text
 
 
 def translate_one(item: Mapping[str, Any]) -> Connector | None:
@@ -64,6 +93,8 @@ def translate_one(item: Mapping[str, Any]) -> Connector | None:
         health = Health.UNKNOWN
 
     connector_name = as_str(item.get("connector_name"))
+    # Kept only where it explains something: a healthy connection's message is not shown.
+    message = "" if health is Health.HEALTHY else status_message(item.get("status_message"))
     return Connector(
         connector_id=connector_id,
         name=connector_name,
@@ -74,6 +105,7 @@ def translate_one(item: Mapping[str, Any]) -> Connector | None:
         setup_state=status,
         paused=paused,
         relink_needed=status == "disconnected",
+        status_message=message,
     )
 
 

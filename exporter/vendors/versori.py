@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -18,7 +17,7 @@ from exporter.vendors.base import (
     expect_mapping,
     optional_cursor,
 )
-from exporter.vendors.fields import as_list, as_mapping, as_str, parse_timestamp
+from exporter.vendors.fields import as_list, as_mapping, as_str
 
 
 class VersoriAccount(AccountBase):
@@ -52,14 +51,13 @@ def _severities(messages: Any) -> set[str]:
 
 
 def translate_connection(
-    connection: Mapping[str, Any],
-    connector: Mapping[str, Any],
-    organisation_id: str,
-    now: float,
+    connection: Mapping[str, Any], connector: Mapping[str, Any], organisation_id: str
 ) -> Connector | None:
-    """One connection embedded in a connector to a Connector, as of `now`.
+    """One connection embedded in a connector to a Connector.
 
-    Only a credential's `errors` and `expiresAt` are read; its `data` (the secret) never is.
+    Only a credential's `errors` is read; its `data` (the secret) never is. `expiresAt` is not
+    read either: connect-v1-openapi.yaml describes it as the time the credential is deleted
+    automatically, not as a token expiry (docs/vendors.md, "Versori: decisions").
     """
     connection_id = as_str(connection.get("id"))
     if not connection_id:
@@ -71,25 +69,23 @@ def translate_connection(
     }
     invalid = False
     unvalidated = False
-    expiries: list[float] = []
     severities: set[str] = set()
     for usage in _credentials(connection):
         credential = as_mapping(usage.get("credential"))
         errors = credential.get("errors")
         if not isinstance(errors, list):
-            unvalidated = True  # absent (or null): never validated
+            # Absent (or null): no validation result. The Go server omits an empty list
+            # (`x-go-type-skip-optional-pointer`, i.e. omitempty), so this is also how a valid
+            # credential arrives: a state to show, never a fault.
+            unvalidated = True
         elif errors:
             invalid = True
-        if (expiry := parse_timestamp(credential.get("expiresAt"))) is not None:
-            expiries.append(expiry)
         # The scheme a credential uses, embedded, and the connector's own copy of it.
         scheme = as_mapping(usage.get("authSchemeConfig"))
         severities |= _severities(scheme.get("validationMessages"))
         shared = schemes_by_id.get(as_str(scheme.get("id")), {})
         severities |= _severities(shared.get("validationMessages"))
 
-    expiry = min(expiries) if expiries else None
-    expired = expiry is not None and expiry <= now
     # A connection without any credential has nothing validated: `unvalidated`.
     if invalid:
         setup = "invalid"
@@ -97,9 +93,10 @@ def translate_connection(
         setup = "unvalidated"
     else:
         setup = "valid"
-    relink = invalid or expired
+    relink = invalid
 
-    # SPEC §5, versori row: the first rule that applies wins.
+    # SPEC §5, versori row: the first rule that applies wins. An `expiresAt` in the past is not
+    # a relink: it is when Versori deletes the credential (see translate_connection's doc).
     if relink:
         health = Health.RELINK_NEEDED
     elif "error" in severities:
@@ -118,11 +115,10 @@ def translate_connection(
         health=health,
         setup_state=setup,
         relink_needed=relink,
-        credential_expiry=expiry,
     )
 
 
-def translate(items: Iterable[Any], organisation_id: str, now: float) -> list[Connector]:
+def translate(items: Iterable[Any], organisation_id: str) -> list[Connector]:
     """Versori connector objects to one Connector per embedded connection."""
     out = []
     for connector in items:
@@ -131,8 +127,7 @@ def translate(items: Iterable[Any], organisation_id: str, now: float) -> list[Co
         for connection in as_list(connector.get("connections")):
             if (
                 isinstance(connection, Mapping)
-                and (c := translate_connection(connection, connector, organisation_id, now))
-                is not None
+                and (c := translate_connection(connection, connector, organisation_id)) is not None
             ):
                 out.append(c)
     return out
@@ -164,8 +159,7 @@ class VersoriAdapter(Adapter[VersoriAccount]):
 
         connectors: list[Connector] = []
         async for items in cursor_pages(fetch):
-            # "Expired" is judged against the time each page arrived.
-            connectors.extend(translate(items, org, time.time()))
+            connectors.extend(translate(items, org))
         return PollResult(connectors=tuple(connectors))
 
 

@@ -1,12 +1,17 @@
-"""Helpers shared by the per-vendor tests."""
+"""Helpers shared by the vendor tests: throwaway servers and an instrumented simulator."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from exporter.simulator import Simulator
 
 
 @contextlib.asynccontextmanager
@@ -21,3 +26,46 @@ async def served(app: web.Application) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     finally:
         await runner.cleanup()
+
+
+Delay = Callable[[web.Request], float]
+
+
+class InstrumentedSimulator(Simulator):
+    """The real simulators, with test-side behaviour wrapped around the vendor API.
+
+    `delay(request)` seconds are added to every request under `/<vendor>` (the simulators have
+    no latency option of their own), and `intercept(request)`, called on arrival, may answer a
+    request instead of the simulator (None: let it through). Both run inside the simulator's
+    in-flight count; every request's arrival time (monotonic) and path are kept in `arrivals`.
+    """
+
+    def __init__(
+        self,
+        sizes: Mapping[str, int] | None = None,
+        *,
+        vendor: str = "apideck",
+        delay: Delay | None = None,
+        intercept: Callable[[web.Request], web.StreamResponse | None] | None = None,
+    ) -> None:
+        super().__init__(sizes)
+        self.prefix = f"/{vendor}/"
+        self.delay = delay
+        self.intercept = intercept
+        self.arrivals: list[tuple[float, str]] = []
+
+    @web.middleware
+    async def _instrument(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith(self.prefix):
+            return await handler(request)
+        self.arrivals.append((time.monotonic(), request.path))
+        # Decided on arrival (so `arrivals` is as of this request), answered after the delay.
+        answer = self.intercept(request) if self.intercept is not None else None
+        if self.delay is not None:
+            await asyncio.sleep(self.delay(request))
+        return answer if answer is not None else await handler(request)
+
+    def app(self) -> web.Application:
+        app = super().app()
+        app.middlewares.append(self._instrument)  # inner: counted by the in-flight tracker
+        return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import zlib
 from typing import Any
 
 import httpx
@@ -28,7 +29,7 @@ from tests.conftest import (
     runner_for,
     sim_account,
 )
-from tests.vendors.helpers import served
+from tests.vendors.helpers import InstrumentedSimulator, served
 
 SENTINEL = "SENTINEL-SECRET-3f9c1a"  # in every connection's `settings` in the fixtures
 HOUR = 3600.0
@@ -234,7 +235,11 @@ async def test_catalog_or_connections_can_be_switched_off(sim: Simulator) -> Non
 
 
 async def test_generated_fleet_over_several_pages() -> None:
-    simulator = Simulator(sizes={"apideck": 2500})
+    # A few milliseconds of network latency, as any real API has: with none, the simulator's
+    # CPU-bound answers and the client share one event loop, and new keep-alive connections
+    # then stall for seconds (an artefact of that setup; a simulator in its own process or
+    # any latency at all does not show it).
+    simulator = InstrumentedSimulator({"apideck": 2500}, delay=lambda _: 0.005)
     await simulator.start()
     try:
         ok, runner = await poll(simulator)
@@ -316,6 +321,156 @@ async def test_consumer_deleted_between_listing_and_detail_is_skipped() -> None:
         await runner.aclose()
     assert runner.status.snapshot is not None
     assert [c.connector_id for c in runner.status.snapshot.connectors] == ["here/crm+x"]
+
+
+# --- consumer details at scale (SPEC §4, §6.1 max_concurrency) ------------------------------
+DETAIL = "/apideck/vault/consumers/"
+
+
+def is_detail(path: str) -> bool:
+    return path.startswith(DETAIL) and len(path) > len(DETAIL)
+
+
+async def poll_instrumented(
+    simulator: InstrumentedSimulator, **overrides: Any
+) -> tuple[bool, Any, list[str]]:
+    """One poll of the Apideck connections; returns ok, the runner and the adapter's ids."""
+    top = {k: overrides.pop(k) for k in ("max_retries",) if k in overrides}
+    await simulator.start()
+    account = sim_account(simulator, "apideck", catalog=False, **overrides)
+    runner = runner_for(make_config([account], **top))
+    try:
+        ok = await runner.poll()
+        ids: list[str] = []
+        if ok:
+            result = await runner.adapter.poll()  # the adapter's own order, before sorting
+            ids = [c.connector_id for c in result.connectors]
+    finally:
+        await runner.aclose()
+        await simulator.stop()
+    return ok, runner, ids
+
+
+async def test_detail_requests_run_concurrently_up_to_max_concurrency() -> None:
+    simulator = InstrumentedSimulator({"apideck": 600}, delay=lambda _: 0.02)  # 60 consumers
+    ok, runner, ids = await poll_instrumented(simulator, max_concurrency=4)
+    assert ok, runner.status.last_error
+    assert len(ids) == len(runner.status.snapshot.connectors) == 600
+    # every request holds a slot, listing pages included: never more than 4 at once, and more
+    # than one (the point of the option)
+    assert 1 < simulator.vendors["apideck"].max_in_flight <= 4
+
+
+async def test_max_concurrency_one_is_one_request_at_a_time() -> None:
+    simulator = InstrumentedSimulator({"apideck": 100}, delay=lambda _: 0.005)
+    ok, runner, _ = await poll_instrumented(simulator, max_concurrency=1)
+    assert ok, runner.status.last_error
+    assert simulator.vendors["apideck"].max_in_flight == 1
+
+
+async def test_results_keep_the_listing_order_whatever_answers_first() -> None:
+    """Later consumers answer sooner here; the connections still come in listing order."""
+
+    def delay(request: web.Request) -> float:
+        # 0-40 ms, different per consumer and unrelated to the listing order
+        return (zlib.crc32(request.path.encode()) % 5) / 125 if is_detail(request.path) else 0.0
+
+    orders = []
+    for concurrency in (1, 16):
+        simulator = InstrumentedSimulator({"apideck": 300}, delay=delay)
+        ok, runner, ids = await poll_instrumented(simulator, max_concurrency=concurrency)
+        assert ok, runner.status.last_error
+        orders.append(ids)
+    assert orders[0] == orders[1] and len(orders[0]) == 300
+    consumers = [cid.split("/")[0] for cid in orders[0]]
+    assert consumers == sorted(consumers)  # the simulator lists consumers in id order
+
+
+async def test_one_429_pauses_every_detail_request_until_its_retry_after() -> None:
+    """The 10th detail request gets 429 with Retry-After: 1; no request starts in that second."""
+    rate_limited: list[float] = []
+
+    def intercept(request: web.Request) -> web.StreamResponse | None:
+        details = [p for _, p in simulator.arrivals if is_detail(p)]
+        if is_detail(request.path) and len(details) == 10 and not rate_limited:
+            rate_limited.append(simulator.arrivals[-1][0])
+            response = apideck_sim.error(429, "Too many requests")
+            response.headers["Retry-After"] = "1"
+            return response
+        return None
+
+    # 100 consumers at 50 ms, 4 at a time: ~1.3 s of detail requests without a pause
+    simulator = InstrumentedSimulator({"apideck": 1000}, delay=lambda _: 0.05, intercept=intercept)
+    ok, runner, _ = await poll_instrumented(simulator, max_concurrency=4, max_retries=2)
+    assert ok, runner.status.last_error
+    assert len(runner.status.snapshot.connectors) == 1000
+    assert rate_limited and runner.status.requests["429"] == 1
+    t429 = rate_limited[0] + 0.05  # the 429 left the server after the delay
+    # Requests already on the wire may land just after the 429; then nothing until Retry-After.
+    paused = [t - t429 for t, _ in simulator.arrivals if t429 + 0.3 < t < t429 + 0.9]
+    assert paused == []
+    assert any(t >= t429 + 0.9 for t, _ in simulator.arrivals)  # and the poll went on after it
+
+
+async def test_a_failing_detail_request_fails_the_poll_without_waiting_for_the_rest() -> None:
+    def intercept(request: web.Request) -> web.StreamResponse | None:
+        if request.path == f"{DETAIL}customer-000003":
+            return apideck_sim.error(400, "Bad consumer")
+        return None
+
+    simulator = InstrumentedSimulator({"apideck": 2000}, delay=lambda _: 0.01, intercept=intercept)
+    ok, runner, _ = await poll_instrumented(simulator, max_concurrency=2)
+    assert not ok and runner.status.last_error.endswith("HTTP 400: Bad consumer")
+    details = [p for _, p in simulator.arrivals if is_detail(p)]
+    assert len(details) < 50  # of 201 consumers: the poll stopped at the failure
+
+
+async def test_consumers_deleted_after_the_listing_are_skipped_by_concurrent_details() -> None:
+    """The simulator itself answers 404 for consumers removed once the listing was served."""
+    gone = {"customer-000005", "customer-000017"}
+
+    def intercept(request: web.Request) -> web.StreamResponse | None:
+        if is_detail(request.path):  # the listing page is out: delete them now
+            fleet = simulator.vendors["apideck"].connectors
+            for key in [k for k, c in fleet.items() if c["consumer_id"] in gone]:
+                del fleet[key]
+        return None
+
+    simulator = InstrumentedSimulator({"apideck": 300}, delay=lambda _: 0.005, intercept=intercept)
+    await simulator.start()
+    runner = runner_for(make_config([sim_account(simulator, "apideck", catalog=False)]))
+    try:
+        ok = await runner.poll()
+    finally:
+        await runner.aclose()
+        await simulator.stop()
+    assert ok, runner.status.last_error
+    assert runner.status.requests["404"] == 2
+    snapshot = runner.status.snapshot
+    assert snapshot is not None
+    consumers = {c.end_user for c in snapshot.connectors}
+    assert len(consumers) == 28 and not consumers & gone
+
+
+@pytest.mark.parametrize(("value", "valid"), [(None, True), (1, True), (64, True)])
+def test_max_concurrency_default_and_bounds(value: int | None, valid: bool) -> None:
+    account: dict[str, Any] = {"vendor": "apideck", "name": "a", "api_key": "k", "app_id": "x"}
+    if value is not None:
+        account["max_concurrency"] = value
+    config = make_config([account])
+    expected = apideck.DEFAULT_MAX_CONCURRENCY if value is None else value
+    assert config.accounts[0].max_concurrency == expected  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("value", [0, 65, -1, "eight", 2.5])
+def test_max_concurrency_out_of_range_is_a_config_error(value: Any) -> None:
+    text = (
+        "accounts:\n  - {vendor: apideck, name: a, api_key: k, app_id: x,"
+        f" max_concurrency: {json.dumps(value)}}}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, env={})
+    assert [p.path for p in err.value.problems] == ["accounts[0].max_concurrency"]
 
 
 # --- secrets ------------------------------------------------------------------------------

@@ -1,16 +1,18 @@
-"""Bindbee: translation of seed-shaped JSON per category."""
+"""Bindbee: translation of seed-shaped JSON per category, and the test-connector option."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from exporter.errors import BadResponse
 from exporter.model import Connector, Health, PollResult
+from exporter.simulator import Simulator
 from exporter.simulator.base import VendorSim
 from exporter.vendors import bindbee
-from tests.conftest import fixture_json
+from tests.conftest import fixture_json, make_config, render, runner_for, sim_account
 
 
 def translated() -> dict[str, Connector]:
@@ -81,6 +83,65 @@ def test_parse_page_rejects_wrong_shapes() -> None:
     with pytest.raises(BadResponse):
         bindbee.parse_page([1, 2])
     assert bindbee.parse_page({"items": [], "cursor": "c2"}) == ([], "c2")
+
+
+def test_sync_progress_is_a_clamped_ratio_and_test_connectors_are_flagged() -> None:
+    c = translated()
+    assert c["workday"].sync_progress == pytest.approx(0.45)
+    assert c["bamboohr"].sync_progress == 1.0
+    assert c["rippling"].sync_progress == 1.0  # 250 % clamped
+    assert c["gusto"].sync_progress == 0.0  # -5 % clamped
+    assert c["ukg-pro"].sync_progress is None  # null
+    assert c[""].sync_progress is None  # "half": not a number
+    assert c["greenhouse"].sync_progress is None  # ATS listings have no such field
+    assert {k for k, x in c.items() if x.test} == {"greenhouse", "docebo"}
+    assert c["bamboohr"].test is False and c[""].test is None  # "yes" is not a boolean
+
+
+@pytest.mark.parametrize(
+    ("value", "ratio"),
+    [
+        *[(0, 0.0), (37, 0.37), (100, 1.0), (101, 1.0), (-1, 0.0), (12.5, 0.125)],
+        *[(None, None), (True, None), ("50", None), (float("nan"), None), (10**400, None)],
+    ],
+)
+def test_progress_ratio(value: object, ratio: float | None) -> None:
+    assert bindbee.progress_ratio(value) == (None if ratio is None else pytest.approx(ratio))
+
+
+# --- the simulator over real sockets -------------------------------------------------------
+async def test_include_test_connectors_false_drops_them_from_the_snapshot(sim: Simulator) -> None:
+    vsim = sim.vendors["bindbee"]
+    test_id = next(iter(vsim.connectors))
+    base = f"http://127.0.0.1:{sim.port}/_control/bindbee/connectors"
+    async with httpx.AsyncClient() as client:
+        r = await client.patch(f"{base}/{test_id}", json={"is_test_connector": True})
+        assert r.status_code == 200
+    snapshots = {}
+    for include in (True, False):
+        runner = runner_for(
+            make_config([sim_account(sim, "bindbee", include_test_connectors=include)])
+        )
+        try:
+            assert await runner.poll(), runner.status.last_error
+        finally:
+            await runner.aclose()
+        snapshot = runner.status.snapshot
+        assert snapshot is not None
+        snapshots[include] = {c.connector_id: c for c in snapshot.connectors}
+    assert snapshots[True][test_id].test is True  # kept by default, flagged connector_test 1
+    # every test connector goes: the one marked here and the curated fleet's own
+    flagged = {cid for cid, c in snapshots[True].items() if c.test is True}
+    assert test_id in flagged
+    assert set(snapshots[True]) - set(snapshots[False]) == flagged
+    assert all(c.test is not True for c in snapshots[False].values())
+    text = render([runner.status])
+    assert f'connector_info{{account="demo",connector_id="{test_id}"' not in text
+
+
+def test_include_test_connectors_defaults_to_true() -> None:
+    config = make_config([{"vendor": "bindbee", "name": "hr", "token": "t"}])
+    assert config.accounts[0].include_test_connectors is True  # type: ignore[attr-defined]
 
 
 # --- for the property tests over every vendor ---------------------------------------------

@@ -1,4 +1,5 @@
-"""OpenInt: catalog and connection translation, offset paging, the simulator, golden exposition."""
+"""OpenInt: catalog and connection translation, offset paging, the simulator, golden exposition,
+and `status_message` on the status page."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from aiohttp import web
 from exporter import logs
 from exporter.errors import BadResponse
 from exporter.model import CatalogEntry, Connector, Health, PollResult
+from exporter.scheduler import build_snapshot
 from exporter.simulator import Simulator
 from exporter.simulator import openint as openint_sim
 from exporter.simulator.base import Fault, VendorSim
+from exporter.statuspage import landing_page
 from exporter.vendors import openint
 from tests.conftest import (
+    FIXED_NOW,
     assert_golden,
     fixture_json,
     golden_status,
@@ -24,6 +28,7 @@ from tests.conftest import (
     render,
     runner_for,
     sim_account,
+    status_of,
 )
 from tests.vendors.helpers import served
 
@@ -168,6 +173,46 @@ def test_golden() -> None:
     assert not any("timestamp" in line and "connector_id" in line for line in text.splitlines())
 
 
+# --- status_message: the vendor's reason, on the status page only --------------------------
+def test_status_message_kept_for_non_healthy_connections_only() -> None:
+    c = connections()
+    assert c["conn_gh_globex"].status_message == "Refresh token revoked"
+    assert c["conn_plaid_globex"].status_message == "Upstream returned 500"
+    assert c["conn_sf_acme"].status_message == ""  # "All good" on a healthy one: not kept
+    hostile = c["conn_sf_initech"].status_message
+    assert hostile.startswith("Token check failed: <b>re-auth</b> & retry xxx")
+    assert len(hostile) == openint.MAX_STATUS_MESSAGE and hostile.endswith("…")
+    assert not any(ch in hostile for ch in "\x1b\n\u202e")
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("plain", "plain"),
+        ("two\nlines\r\n\tand  tabs", "two lines and tabs"),
+        ("\x1b[1;31mred\x1b[0m text", "red text"),  # terminal colours from a log line
+        ("a\u202eb\u200bc\x00d\x7f", "abcd"),  # bidi override, zero width, NUL, DEL
+        ("x" * 301, "x" * 299 + "…"),
+        (None, ""),
+        (42, ""),
+        ({"message": "nested"}, ""),
+    ],
+)
+def test_status_message_sanitising(raw: Any, shown: str) -> None:
+    assert openint.status_message(raw) == shown
+
+
+def test_status_message_is_escaped_on_the_page_and_never_a_label() -> None:
+    account = make_config([{"vendor": "openint", "name": "oi", "token": "t"}]).accounts[0]
+    result = PollResult(connectors=tuple(connections().values()))
+    snapshot, _ = build_snapshot(account, openint.STATES, result, FIXED_NOW)
+    page = landing_page([status_of(snapshot)], FIXED_NOW + 60)
+    assert "Refresh token revoked" in page and "Upstream returned 500" in page
+    assert "&lt;b&gt;re-auth&lt;/b&gt; &amp; retry" in page and "<b>re-auth" not in page
+    assert "All good" not in page
+    assert "Refresh token revoked" not in golden_text()  # /metrics never carries it
+
+
 # --- the simulator over real sockets -------------------------------------------------------
 async def poll(sim: Simulator, **overrides: Any) -> Any:
     runner = runner_for(make_config([sim_account(sim, "openint", **overrides)]))
@@ -260,6 +305,21 @@ async def test_control_api_health_and_delete(sim: Simulator) -> None:
     ok, runner = await poll(sim, catalog=False)
     assert ok
     assert "conn_sf_acme" not in {c.connector_id for c in runner.status.snapshot.connectors}
+
+
+async def test_status_message_from_the_simulator_reaches_the_page_escaped(sim: Simulator) -> None:
+    cid = next(iter(sim.vendors["openint"].connectors))
+    message = 'Refresh failed: <img src=x onerror="alert(1)">\n\x1b[31mretry\x1b[0m'
+    base = f"http://127.0.0.1:{sim.port}/_control/openint/connectors"
+    async with httpx.AsyncClient() as client:
+        patch = {"status": "error", "disabled": False, "status_message": message}
+        assert (await client.patch(f"{base}/{cid}", json=patch)).status_code == 200
+    ok, runner = await poll(sim)
+    assert ok, runner.status.last_error
+    page = landing_page([runner.status], FIXED_NOW)
+    assert "Refresh failed: &lt;img src=x onerror=&quot;alert(1)&quot;&gt; retry" in page
+    assert "<img" not in page and "\x1b" not in page
+    assert "Refresh failed" not in render([runner.status])
 
 
 # --- secrets ------------------------------------------------------------------------------
