@@ -107,17 +107,6 @@ class stateset(FromAttr):  # noqa: N801 - reads as the kind of family in the tab
                     yield f'{name}{{{ac},state="{state}",{run.vendor}}} {ONE_HOT[state == value]}\n'
 
 
-class flag(FromAttr):  # noqa: N801
-    """0/1 from a boolean attribute; no series where it is None (the vendor has no such field)."""
-
-    def __call__(self, run: Run) -> Iterator[str]:
-        name, attr = self.name, self.attr
-        for c, ac in zip(run.connectors, run.prefixes, strict=True):
-            value = getattr(c, attr)
-            if value is not None:
-                yield f"{name}{{{ac},{run.vendor}}} {ONE_HOT[value]}\n"
-
-
 class number(FromAttr):  # noqa: N801
     """The attribute's value; no series where the vendor left it null."""
 
@@ -126,7 +115,12 @@ class number(FromAttr):  # noqa: N801
         for c, ac in zip(run.connectors, run.prefixes, strict=True):
             value = getattr(c, attr)
             if value is not None:
-                yield f"{name}{{{ac},{run.vendor}}} {go_float(value)}\n"
+                text = ONE_HOT[value] if value.__class__ is bool else go_float(value)
+                yield f"{name}{{{ac},{run.vendor}}} {text}\n"
+
+
+class flag(number):  # noqa: N801
+    """0/1 from a boolean attribute; no series where it is None (the vendor has no such field)."""
 
 
 def _syncs(run: Run) -> Iterator[str]:

@@ -23,6 +23,7 @@ from exporter.vendors.base import (
     Event,
     Vendor,
     Webhook,
+    bearer,
     cursor_pages,
     digest_matches,
     expect_list,
@@ -174,11 +175,7 @@ class ApideckAdapter(Adapter[ApideckAccount]):
 
     @staticmethod
     def headers(account: ApideckAccount) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {account.api_key.get_secret_value()}",
-            "x-apideck-app-id": account.app_id,
-            "Accept": "application/json",
-        }
+        return bearer(account.api_key, **{"x-apideck-app-id": account.app_id})
 
     def __init__(self, account: ApideckAccount, api: ApiClient) -> None:
         super().__init__(account, api)

@@ -18,6 +18,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
+from pydantic import SecretStr
 
 from exporter import __version__
 from exporter.accounts import AccountBase
@@ -42,6 +43,7 @@ MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 # Pagination safety net on top of the repeated-cursor check: 5,000 pages of 1,000 connectors.
 MAX_PAGES = 5_000
 USER_AGENT = f"connector-exporter/{__version__}"
+JSON = "application/json"
 # A poll every minute is already far finer than any connector's own sync schedule; faster
 # polling only spends the account's API budget, which other tools share.
 DEFAULT_MIN_POLL_INTERVAL_SECONDS = 60.0
@@ -286,6 +288,11 @@ def translate_all(items: Iterable[Any], one: Callable[[Mapping[str, Any]], T | N
 def optional_cursor(value: Any) -> str | None:
     """A next-page cursor as vendors send it: a non-empty string, else the end of the listing."""
     return value if isinstance(value, str) and value else None
+
+
+def bearer(token: SecretStr, **extra: str) -> dict[str, str]:
+    """The headers of a JSON API that takes `Authorization: Bearer <token>`."""
+    return {"Authorization": f"Bearer {token.get_secret_value()}", "Accept": JSON, **extra}
 
 
 A = TypeVar("A", bound=AccountBase)

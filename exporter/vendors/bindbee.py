@@ -18,6 +18,7 @@ from exporter.vendors.base import (
     Event,
     Vendor,
     Webhook,
+    bearer,
     cursor_pages,
     digest_matches,
     expect_list,
@@ -127,10 +128,7 @@ class BindbeeAdapter(Adapter[BindbeeAccount]):
 
     @staticmethod
     def headers(account: BindbeeAccount) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {account.token.get_secret_value()}",
-            "Accept": "application/json",
-        }
+        return bearer(account.token)
 
     async def poll(self) -> PollResult:
         connectors: list[Connector] = []

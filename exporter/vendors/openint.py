@@ -20,6 +20,7 @@ from exporter.vendors.base import (
     Event,
     Vendor,
     Webhook,
+    bearer,
     expect_list,
     expect_mapping,
     translate_all,
@@ -188,10 +189,7 @@ class OpenintAdapter(Adapter[OpenintAccount]):
 
     @staticmethod
     def headers(account: OpenintAccount) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {account.token.get_secret_value()}",
-            "Accept": "application/json",
-        }
+        return bearer(account.token)
 
     async def _pages(self, path: str) -> AsyncIterator[list[Any]]:
         async def fetch(offset: int) -> tuple[list[Any], int | None]:

@@ -12,6 +12,7 @@ from exporter.model import Connector, Health, PollResult, StateSets
 from exporter.vendors.base import (
     Adapter,
     Vendor,
+    bearer,
     cursor_pages,
     expect_list,
     expect_mapping,
@@ -145,10 +146,7 @@ class VersoriAdapter(Adapter[VersoriAccount]):
 
     @staticmethod
     def headers(account: VersoriAccount) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {account.token.get_secret_value()}",
-            "Accept": "application/json",
-        }
+        return bearer(account.token)
 
     async def poll(self) -> PollResult:
         org = self.account.organisation_id
