@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -66,6 +67,23 @@ async def sim() -> AsyncIterator[Simulator]:
         yield simulator
     finally:
         await simulator.stop()
+
+
+async def poll_once(
+    sim: Simulator, vendor: str, *, clock: float | None = None, retries: int = 0, **overrides: Any
+) -> tuple[bool, AccountRunner]:
+    """One poll of `vendor`'s simulator account (with overrides); the runner is closed after.
+
+    `clock` fixes the time the poll's snapshot is taken at; `retries` is max_retries.
+    """
+    config = make_config([sim_account(sim, vendor, **overrides)], max_retries=retries)
+    now = time.time if clock is None else (lambda: clock)
+    runner = AccountRunner(config.accounts[0], config, clock=now)
+    try:
+        ok = await runner.poll()
+    finally:
+        await runner.aclose()
+    return ok, runner
 
 
 def sim_account(sim: Simulator, vendor: str, **overrides: Any) -> dict[str, Any]:

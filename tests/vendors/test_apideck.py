@@ -25,6 +25,7 @@ from tests.conftest import (
     fixture_json,
     golden_status,
     make_config,
+    poll_once,
     render,
     runner_for,
     sim_account,
@@ -183,12 +184,7 @@ def test_golden() -> None:
 
 # --- the simulator over real sockets -------------------------------------------------------
 async def poll(sim: Simulator, **overrides: Any) -> Any:
-    runner = runner_for(make_config([sim_account(sim, "apideck", **overrides)]))
-    try:
-        ok = await runner.poll()
-    finally:
-        await runner.aclose()
-    return ok, runner
+    return await poll_once(sim, "apideck", **overrides)
 
 
 async def test_polls_catalog_and_every_consumer(sim: Simulator) -> None:

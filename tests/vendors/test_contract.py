@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
@@ -19,22 +18,16 @@ from exporter.simulator import SPECS, Simulator
 from exporter.simulator.base import Fault, VendorSim
 from exporter.statuspage import landing_page
 from exporter.vendors import REGISTRY
-from tests.conftest import FIXED_NOW, assert_golden, make_config, render
+from tests.conftest import FIXED_NOW, assert_golden, make_config, poll_once, render
 
 VENDORS = sorted(REGISTRY)
 # Larger than any vendor's page size, so that every listing takes several pages.
 MANY = 1_100
 
 
-async def polled(sim: Simulator, vendor: str, **overrides: Any) -> AccountRunner:
-    """A runner for `vendor`'s simulator account after one poll (closed afterwards)."""
-    config = make_config([{**SPECS[vendor].account(sim.url(vendor)), **overrides}], max_retries=1)
-    runner = AccountRunner(config.accounts[0], config, clock=lambda: FIXED_NOW)
-    try:
-        await runner.poll()
-    finally:
-        await runner.aclose()
-    return runner
+async def polled(sim: Simulator, vendor: str) -> AccountRunner:
+    """A runner for `vendor`'s simulator account after one poll at FIXED_NOW (closed after)."""
+    return (await poll_once(sim, vendor, clock=FIXED_NOW, retries=1))[1]
 
 
 def vendor_sim(sim: Simulator, vendor: str) -> VendorSim:

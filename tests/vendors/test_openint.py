@@ -25,6 +25,7 @@ from tests.conftest import (
     fixture_json,
     golden_status,
     make_config,
+    poll_once,
     render,
     runner_for,
     sim_account,
@@ -215,12 +216,7 @@ def test_status_message_is_escaped_on_the_page_and_never_a_label() -> None:
 
 # --- the simulator over real sockets -------------------------------------------------------
 async def poll(sim: Simulator, **overrides: Any) -> Any:
-    runner = runner_for(make_config([sim_account(sim, "openint", **overrides)]))
-    try:
-        ok = await runner.poll()
-    finally:
-        await runner.aclose()
-    return ok, runner
+    return await poll_once(sim, "openint", **overrides)
 
 
 async def test_polls_catalog_and_connections(sim: Simulator) -> None:

@@ -21,6 +21,7 @@ from tests.conftest import (
     fixture_json,
     golden_status,
     make_config,
+    poll_once,
     render,
     runner_for,
     sim_account,
@@ -136,12 +137,7 @@ def test_golden() -> None:
 
 # --- the simulator over real sockets -------------------------------------------------------
 async def poll(sim: Simulator, **overrides: Any) -> Any:
-    runner = runner_for(make_config([sim_account(sim, "versori", **overrides)]))
-    try:
-        ok = await runner.poll()
-    finally:
-        await runner.aclose()
-    return ok, runner
+    return await poll_once(sim, "versori", **overrides)
 
 
 async def test_one_unit_per_embedded_connection(sim: Simulator) -> None:
