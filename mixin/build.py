@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import json
 import sys
 from collections.abc import Mapping
@@ -53,14 +54,20 @@ local configured = mixin + { _config:: std.mergePatch(super._config, std.parseJs
 
 def evaluate(override: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The mixin's config, rules and dashboards, with `override` merged into `_config`."""
-    text = _jsonnet.evaluate_snippet(
+    result: dict[str, Any] = json.loads(_evaluate(json.dumps(dict(override or {}), sort_keys=True)))
+    return result
+
+
+@functools.lru_cache(maxsize=8)
+def _evaluate(override: str) -> str:
+    # Cached: an evaluation takes seconds, and the tests ask for the same config repeatedly.
+    text: str = _jsonnet.evaluate_snippet(
         str(MIXIN / "build.jsonnet"),
         SNIPPET,
         jpathdir=[str(MIXIN)],
-        ext_vars={"override": json.dumps(dict(override or {}))},
+        ext_vars={"override": override},
     )
-    result: dict[str, Any] = json.loads(text)
-    return result
+    return text
 
 
 class _Dumper(yaml.SafeDumper):
