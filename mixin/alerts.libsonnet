@@ -34,6 +34,7 @@ local lib = import 'lib.libsonnet';
     alert: name,
     expr: expr + '\n',
     'for': cfg['for'][name],
+    [if std.objectHas(cfg.keepFiringFor, name) then 'keep_firing_for']: cfg.keepFiringFor[name],
     labels: { severity: cfg.severities[name] },
     annotations: {
       summary: summary,
@@ -55,9 +56,14 @@ local lib = import 'lib.libsonnet';
       stale.defaultSeconds,
     ],
 
-  local unhealthy = held('connector_health', 'health!~"healthy|paused"'),
-  local nonPaused = held('connector_health', 'health!="paused"'),
-  local byAccount = 'sum by (job, vendor, account)',
+  // Per connector: 1 when it is neither healthy nor paused, and 1 when it is not paused. Read
+  // from two states only (healthy, paused) of the eight: a storm is exactly when this alert
+  // must stay cheap to evaluate.
+  local healthyH = held('connector_health', 'health="healthy"'),
+  local pausedH = held('connector_health', 'health="paused"'),
+  local unhealthy = '1\n- %s\n- ignoring (health)\n%s' % [healthyH, pausedH],
+  local nonPaused = '1\n- %s' % pausedH,
+  local byAccount(x) = 'sum by (job, vendor, account) (\n%s\n)' % lib.indent(x, 2),
   local webhook = cfg.webhookBadSignatures,
   local webhookRate(results) =
     'sum by (job, vendor, account) (rate(%s[%s]))' % [
@@ -167,14 +173,11 @@ local lib = import 'lib.libsonnet';
           // hundreds of inhibited alerts.
           exporterAlert(
             'ConnectorAccountDegraded',
-            '(\n  %s %s\n  /\n  %s %s\n  > %g\n)\nand on (job, vendor, account)\n(\n  %s %s\n  >= %d\n)' % [
-              byAccount,
-              lib.hang(unhealthy, 2),
-              byAccount,
-              lib.hang(nonPaused, 2),
+            '(\n  %s\n  /\n  %s\n  > %g\n)\nand on (job, vendor, account)\n(\n  %s\n  >= %d\n)' % [
+              lib.hang(byAccount(unhealthy), 2),
+              lib.hang(byAccount(nonPaused), 2),
               cfg.accountDegraded.unhealthyRatio,
-              byAccount,
-              lib.hang(unhealthy, 2),
+              lib.hang(byAccount(unhealthy), 2),
               cfg.accountDegraded.minUnhealthy,
             ],
             "A large share of an account's connectors are unhealthy.",

@@ -42,7 +42,8 @@ HEADER = """\
 # {"for": {"ConnectorBroken": "5m"}} changes one duration and keeps the others.
 SNIPPET = """
 local mixin = (import 'mixin.libsonnet');
-local configured = mixin + { _config:: std.mergePatch(super._config, std.parseJson(std.extVar('override'))) };
+local override = std.parseJson(std.extVar('override'));
+local configured = mixin + { _config:: std.mergePatch(super._config, override) };
 {
   config: configured._config,
   prometheusAlerts: configured.prometheusAlerts,
@@ -84,7 +85,7 @@ _Dumper.add_representer(str, _str)
 
 
 # jsonnet emits object keys sorted; rules read better in the order Prometheus documents them.
-RULE_KEY_ORDER = ("alert", "record", "expr", "for", "labels", "annotations")
+RULE_KEY_ORDER = ("alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations")
 ANNOTATION_ORDER = ("summary", "description", "runbook_url", "dashboard_url")
 
 

@@ -47,6 +47,15 @@
       ConnectorExporterWebhookBadSignatures: '15m',
     },
 
+    // keep_firing_for: how long an alert stays firing after its condition clears.
+    // ConnectorAccountDegraded outlives the recovery a little, so that the per-connector alerts
+    // it inhibits resolve first (rule groups are evaluated independently, and a per-connector
+    // alert still firing when the account alert resolves would page), and so that stragglers
+    // of a partial recovery do not page the moment the share drops under the threshold.
+    keepFiringFor: {
+      ConnectorAccountDegraded: '5m',
+    },
+
     severities: {
       ConnectorBroken: 'critical',
       ConnectorRelinkNeeded: 'warning',

@@ -10,12 +10,13 @@ local lib = import 'lib.libsonnet';
   local dedup(metric, matchers='') = lib.dedup(cfg, sel(metric, matchers)),
   local slo = cfg.fleetSLO,
   local windows = std.set(std.flattenArrays([[w.long, w.short] for w in slo.windows])),
+  // healthy / non-paused, read from two of the eight health states
   local healthyRatio(by) =
-    'sum by (%s) (%s)\n/\nsum by (%s) (%s)\n' % [
+    'sum by (%s) (%s)\n/\nsum by (%s) (1 - %s)\n' % [
       by,
       dedup('connector_health', 'health="healthy"'),
       by,
-      dedup('connector_health', 'health!="paused"'),
+      dedup('connector_health', 'health="paused"'),
     ],
 
   prometheusRules+:: {

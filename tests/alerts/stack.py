@@ -69,10 +69,14 @@ def start_exporter(procs: Processes, accounts: list[dict[str, Any]], poll: str =
 
 
 def shortened_rules(
-    target: Path, new_for: str, overrides: dict[str, str] | None = None
+    target: Path,
+    new_for: str,
+    overrides: dict[str, str] | None = None,
+    keep_firing_for: str = "1s",
 ) -> list[Path]:
     """Copies of the shipped rule files with every `for:` replaced by `new_for` (or, for the
-    alerts named in `overrides`, by their own duration).
+    alerts named in `overrides`, by their own duration), and every `keep_firing_for:` by
+    `keep_firing_for`.
 
     A textual rewrite, not a YAML round trip, so everything else is byte for byte what ships.
     """
@@ -89,6 +93,8 @@ def shortened_rules(
             if m := re.match(r"^(\s+)for: \S+$", line):
                 line = f"{m.group(1)}for: {overrides.get(alert, new_for)}\n"
                 rewritten += 1
+            elif m := re.match(r"^(\s+)keep_firing_for: \S+$", line):
+                line = f"{m.group(1)}keep_firing_for: {keep_firing_for}\n"
             lines.append(line)
         if rule_file.name == "connector-alerts.rules.yml":
             assert rewritten >= 10, f"expected a `for` per alert in {rule_file.name}: {rewritten}"
@@ -145,10 +151,19 @@ def start_alertmanager(
 
 
 def start_prometheus(
-    procs: Processes, exporter: str, alertmanager: str, rule_files: list[Path]
+    procs: Processes,
+    exporter: str,
+    alertmanager: str,
+    rule_files: list[Path],
+    scrape_interval: str = "1s",
+    evaluation_interval: str = "1s",
 ) -> str:
     config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
+        "global": {
+            "scrape_interval": scrape_interval,
+            "evaluation_interval": evaluation_interval,
+            "scrape_timeout": scrape_interval,
+        },
         "rule_files": [str(p) for p in rule_files],
         "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [exporter]}]}],
         "alerting": {

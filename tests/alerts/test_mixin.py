@@ -125,7 +125,9 @@ def test_default_config_has_no_burn_rate_alerts() -> None:
 
 
 @pytest.mark.parametrize("override", [None, OVERRIDE], ids=["default", "overridden"])
-def test_promtool_checks_the_evaluated_mixin(override: dict[str, Any] | None, tmp_path: Path) -> None:
+def test_promtool_checks_the_evaluated_mixin(
+    override: dict[str, Any] | None, tmp_path: Path
+) -> None:
     for path in write_rules(tmp_path, override):
         result = run([binary("promtool"), "check", "rules", str(path)])
         assert result.returncode == 0, result.stdout + result.stderr
@@ -136,8 +138,9 @@ def test_overridden_for_and_selector_behave_in_promtool(tmp_path: Path) -> None:
     """ConnectorBroken with `for: 7m` and job "integrations": silent at 6m, firing at 7m; a
     broken connector of the default job is not selected at all."""
     write_rules(tmp_path, OVERRIDE)
-    broken = "connector_health{{job=\"{job}\",instance=\"e:1\",vendor=\"fivetran\",account=\"p\",connector_id=\"{c}\",health=\"broken\"}}"
-    info = "connector_info{{job=\"{job}\",instance=\"e:1\",vendor=\"fivetran\",account=\"p\",connector_id=\"{c}\",name=\"{c}\",integration=\"x\",group=\"\",end_user=\"\"}}"
+    where = 'job="{job}",instance="e:1",vendor="fivetran",account="p",connector_id="{c}"'
+    broken = "connector_health{{" + where + ',health="broken"}}'
+    info = "connector_info{{" + where + ',name="{c}",integration="x",group="",end_user=""}}'
     series = [
         {"series": tpl.format(job=job, c=c), "values": "1x20"}
         for job, c in (("integrations", "mine"), ("connector-exporter", "other"))

@@ -63,7 +63,7 @@ ALWAYS_FIRING = {"ConnectorExporterWatchdog"}
 # Keys the PrometheusRule CRD (monitoring.coreos.com/v1) accepts, so the chart can wrap the
 # files unchanged.
 GROUP_KEYS = {"name", "interval", "rules"}
-RULE_KEYS = {"alert", "record", "expr", "for", "labels", "annotations"}
+RULE_KEYS = {"alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations"}
 
 
 def all_rules() -> list[dict[str, Any]]:
