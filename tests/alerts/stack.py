@@ -38,9 +38,10 @@ def ok(url: str) -> bool:
     return httpx.get(url, timeout=5).status_code == 200
 
 
-def start_simulator(procs: Processes) -> str:
+def start_simulator(procs: Processes, fleet_sizes: dict[str, int] | None = None) -> str:
     port = free_port()
-    procs.start("simulator", [str(EXPORTER), "simulate", "--port", str(port)])
+    sizes = [f"--fleet-size={vendor}={n}" for vendor, n in (fleet_sizes or {}).items()]
+    procs.start("simulator", [str(EXPORTER), "simulate", "--port", str(port), *sizes])
     base = f"http://127.0.0.1:{port}"
     wait_for(
         "the simulator",
@@ -67,31 +68,59 @@ def start_exporter(procs: Processes, accounts: list[dict[str, Any]], poll: str =
     return address
 
 
-def shortened_rules(target: Path, new_for: str) -> list[Path]:
-    """Copies of the shipped rule files with every `for:` replaced by `new_for`.
+def shortened_rules(
+    target: Path,
+    new_for: str,
+    overrides: dict[str, str] | None = None,
+    keep_firing_for: str = "1s",
+) -> list[Path]:
+    """Copies of the shipped rule files with every `for:` replaced by `new_for` (or, for the
+    alerts named in `overrides`, by their own duration), and every `keep_firing_for:` by
+    `keep_firing_for`.
 
     A textual rewrite, not a YAML round trip, so everything else is byte for byte what ships.
     """
+    overrides = overrides or {}
     target.mkdir(parents=True, exist_ok=True)
     copies = []
     for rule_file in RULE_FILES:
-        text, n = re.subn(r"(?m)^(\s+)for: \S+$", rf"\g<1>for: {new_for}", rule_file.read_text())
+        alert = ""
+        lines = []
+        rewritten = 0
+        for line in rule_file.read_text().splitlines(keepends=True):
+            if m := re.match(r"^\s*- alert: (\S+)$", line):
+                alert = m.group(1)
+            if m := re.match(r"^(\s+)for: \S+$", line):
+                line = f"{m.group(1)}for: {overrides.get(alert, new_for)}\n"
+                rewritten += 1
+            elif m := re.match(r"^(\s+)keep_firing_for: \S+$", line):
+                line = f"{m.group(1)}keep_firing_for: {keep_firing_for}\n"
+            lines.append(line)
         if rule_file.name == "connector-alerts.rules.yml":
-            assert n >= 10, f"expected a `for` per alert in {rule_file.name}, rewrote {n}"
+            assert rewritten >= 10, f"expected a `for` per alert in {rule_file.name}: {rewritten}"
         copies.append(target / rule_file.name)
-        copies[-1].write_text(text)
+        copies[-1].write_text("".join(lines))
     return copies
 
 
-def start_alertmanager(procs: Processes, webhook: str) -> str:
+def start_alertmanager(
+    procs: Processes, webhook: str, without_inhibition_by: str | None = None
+) -> str:
     """Alertmanager with the shipped example's routes and inhibitions, receivers -> webhook.
 
-    Only the receivers (placeholders for PagerDuty/Slack) and the timers change: each receiver
-    becomes a webhook at `webhook/<receiver name>`, so the test sees which route was taken.
+    Only the receivers (placeholders for PagerDuty/Slack/the heartbeat) and the timers change:
+    each receiver becomes a webhook at `webhook/<receiver name>`, so the test sees which route
+    was taken. `without_inhibition_by` drops the inhibit rules whose source is that alert (to
+    measure what they save).
     """
     config = load_yaml(ALERTMANAGER_EXAMPLE)
     names = [r["name"] for r in config["receivers"]]
-    assert sorted(names) == ["null", "pager", "tickets"], names
+    assert sorted(names) == ["heartbeat", "null", "pager", "tickets"], names
+    if without_inhibition_by is not None:
+        source = f'alertname="{without_inhibition_by}"'
+        kept = [r for r in config["inhibit_rules"] if source not in r["source_matchers"]]
+        assert len(kept) < len(config["inhibit_rules"]), without_inhibition_by
+        config["inhibit_rules"] = kept
     hooks = {name: [{"url": f"{webhook}/{name}", "send_resolved": True}] for name in names}
     config["receivers"] = [
         {"name": name} if name == "null" else {"name": name, "webhook_configs": hooks[name]}
@@ -99,7 +128,8 @@ def start_alertmanager(procs: Processes, webhook: str) -> str:
     ]
     config["route"].update(group_wait="1s", group_interval="1s", repeat_interval="1h")
     for route in config["route"]["routes"]:
-        route.pop("repeat_interval", None)
+        for timer in ("group_wait", "group_interval", "repeat_interval"):
+            route.pop(timer, None)
     path = procs.workdir / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     storage = procs.workdir / "alertmanager-data"
@@ -121,10 +151,19 @@ def start_alertmanager(procs: Processes, webhook: str) -> str:
 
 
 def start_prometheus(
-    procs: Processes, exporter: str, alertmanager: str, rule_files: list[Path]
+    procs: Processes,
+    exporter: str,
+    alertmanager: str,
+    rule_files: list[Path],
+    scrape_interval: str = "1s",
+    evaluation_interval: str = "1s",
 ) -> str:
     config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
+        "global": {
+            "scrape_interval": scrape_interval,
+            "evaluation_interval": evaluation_interval,
+            "scrape_timeout": scrape_interval,
+        },
         "rule_files": [str(p) for p in rule_files],
         "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [exporter]}]}],
         "alerting": {

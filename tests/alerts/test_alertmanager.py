@@ -20,13 +20,17 @@ def test_amtool_check_config() -> None:
     result = run([binary("amtool"), "check-config", str(ALERTMANAGER_EXAMPLE)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
-    assert "4 inhibit rules" in result.stdout
+    assert "7 inhibit rules" in result.stdout
 
 
 @pytest.mark.parametrize(
     ("labels", "receiver"),
     [
         (["alertname=ConnectorBroken", "severity=critical"], "pager"),
+        (["alertname=ConnectorAccountDegraded", "severity=critical"], "pager"),
+        (["alertname=ConnectorExporterAbsent", "severity=critical"], "pager"),
+        (["alertname=ConnectorExporterWebhookBadSignatures", "severity=warning"], "tickets"),
+        (["alertname=ConnectorExporterWatchdog", "severity=none"], "heartbeat"),
         (["alertname=ConnectorExporterDown", "severity=critical"], "pager"),
         (["alertname=ConnectorSyncFailing", "severity=warning"], "tickets"),
         (["alertname=ConnectorIncomplete", "severity=info"], "null"),
@@ -69,48 +73,107 @@ def alertmanager(tmp_path: Path) -> Iterator[str]:
 
 
 # (source alert, target alert, inhibited?) — one independent case per row, kept apart by
-# distinct job / account / connector values.
-EXPORTER = {"job": "connector-exporter", "instance": "10.0.0.1:9841"}
+# distinct job / account / connector values. Per-connector alerts carry `job` but no
+# `instance` (HA replicas are aggregated away in the rules).
+def _c(
+    alertname: str, severity: str, job: str, vendor: str, account: str, cid: str
+) -> dict[str, str]:
+    return {
+        "alertname": alertname,
+        "severity": severity,
+        "job": job,
+        "vendor": vendor,
+        "account": account,
+        "connector_id": cid,
+    }
+
+
+def _account(alertname: str, severity: str, job: str, vendor: str, account: str) -> dict[str, str]:
+    return {
+        "alertname": alertname,
+        "severity": severity,
+        "job": job,
+        "vendor": vendor,
+        "account": account,
+    }
+
+
+DEGRADED = _account("ConnectorAccountDegraded", "critical", "ce-s", "fivetran", "storm")
 CASES: list[tuple[str, dict[str, str], dict[str, str], bool]] = [
     (
-        "exporter down inhibits the connector alerts of its target",
-        {"alertname": "ConnectorExporterDown", "severity": "critical", **EXPORTER},
-        {
-            "alertname": "ConnectorBroken",
-            "severity": "critical",
-            **EXPORTER,
-            "vendor": "fivetran",
-            "account": "a1",
-            "connector_id": "c1",
-        },
+        "account degraded inhibits the account's broken connectors",
+        DEGRADED,
+        _c("ConnectorBroken", "critical", "ce-s", "fivetran", "storm", "c1"),
         True,
     ),
     (
-        "...but not those of another target (shard) of the same job",
-        {"alertname": "ConnectorExporterDown", "severity": "critical", **EXPORTER},
-        {
-            "alertname": "ConnectorBroken",
-            "severity": "critical",
-            "job": "connector-exporter",
-            "instance": "10.0.0.2:9841",
-            "vendor": "fivetran",
-            "account": "a2",
-            "connector_id": "c1",
-        },
+        "...and its failing ones",
+        DEGRADED,
+        _c("ConnectorSyncFailing", "warning", "ce-s", "fivetran", "storm", "c2"),
+        True,
+    ),
+    (
+        "...but not another account's",
+        DEGRADED,
+        _c("ConnectorBroken", "critical", "ce-s", "fivetran", "calm", "c1"),
         False,
     ),
     (
-        "a job without any target (absent) inhibits every connector alert of that job",
-        {"alertname": "ConnectorExporterDown", "severity": "critical", "job": "ce-b"},
+        "...nor the account's credential expiry (not part of an outage)",
+        DEGRADED,
+        _c("ConnectorCredentialExpiringSoon", "warning", "ce-s", "fivetran", "storm", "c3"),
+        False,
+    ),
+    (
+        "no exporter series for the job inhibits its connector alerts",
+        {"alertname": "ConnectorExporterAbsent", "severity": "critical", "job": "ce-a"},
+        _c("ConnectorBroken", "critical", "ce-a", "fivetran", "a1", "c1"),
+        True,
+    ),
+    (
+        "...and its account alerts",
+        {"alertname": "ConnectorExporterAbsent", "severity": "critical", "job": "ce-a"},
+        _account("ConnectorAccountDegraded", "critical", "ce-a", "openint", "a1"),
+        True,
+    ),
+    (
+        "...but not another job's",
+        {"alertname": "ConnectorExporterAbsent", "severity": "critical", "job": "ce-a"},
+        _c("ConnectorBroken", "critical", "ce-a2", "fivetran", "a8", "c1"),
+        False,
+    ),
+    (
+        "a down target pages once: the job's absence is implied",
         {
-            "alertname": "ConnectorSyncStale",
-            "severity": "warning",
-            "job": "ce-b",
-            "instance": "10.0.1.1:9841",
-            "vendor": "bindbee",
-            "account": "a3",
-            "connector_id": "b1",
+            "alertname": "ConnectorExporterDown",
+            "severity": "critical",
+            "job": "ce-d",
+            "instance": "10.0.0.1:9841",
         },
+        {"alertname": "ConnectorExporterAbsent", "severity": "critical", "job": "ce-d"},
+        True,
+    ),
+    (
+        "a down target alone does not inhibit connector alerts (an HA replica may serve them)",
+        {
+            "alertname": "ConnectorExporterDown",
+            "severity": "critical",
+            "job": "ce-h",
+            "instance": "10.0.0.1:9841",
+        },
+        _c("ConnectorBroken", "critical", "ce-h", "fivetran", "a2", "c1"),
+        False,
+    ),
+    (
+        "a job without any target (absent up) inhibits every connector alert of that job",
+        {"alertname": "ConnectorExporterDown", "severity": "critical", "job": "ce-b"},
+        _c("ConnectorSyncStale", "warning", "ce-b", "bindbee", "a3", "b1"),
+        True,
+    ),
+    (
+        "a missing shard holds back the job's connector alerts",
+        {"alertname": "ConnectorExporterShardsMissing", "severity": "critical", "job": "ce-m"},
+        _c("ConnectorRelinkNeeded", "warning", "ce-m", "bindbee", "a7", "b9"),
         True,
     ),
     (
@@ -123,15 +186,7 @@ CASES: list[tuple[str, dict[str, str], dict[str, str], bool]] = [
             "vendor": "bindbee",
             "account": "a4",
         },
-        {
-            "alertname": "ConnectorRelinkNeeded",
-            "severity": "warning",
-            "job": "ce-c",
-            "instance": "x:1",
-            "vendor": "bindbee",
-            "account": "a4",
-            "connector_id": "b2",
-        },
+        _c("ConnectorRelinkNeeded", "warning", "ce-c", "bindbee", "a4", "b2"),
         True,
     ),
     (
@@ -144,15 +199,7 @@ CASES: list[tuple[str, dict[str, str], dict[str, str], bool]] = [
             "vendor": "bindbee",
             "account": "a4",
         },
-        {
-            "alertname": "ConnectorRelinkNeeded",
-            "severity": "warning",
-            "job": "ce-c",
-            "instance": "x:1",
-            "vendor": "bindbee",
-            "account": "a5",
-            "connector_id": "b2",
-        },
+        _c("ConnectorRelinkNeeded", "warning", "ce-c", "bindbee", "a5", "b2"),
         False,
     ),
     (
@@ -177,68 +224,26 @@ CASES: list[tuple[str, dict[str, str], dict[str, str], bool]] = [
     ),
     (
         "broken inhibits sync failing of the same connector",
-        {
-            "alertname": "ConnectorBroken",
-            "severity": "critical",
-            "job": "ce-d",
-            "instance": "y:1",
-            "vendor": "fivetran",
-            "account": "a6",
-            "connector_id": "c7",
-        },
-        {
-            "alertname": "ConnectorSyncFailing",
-            "severity": "warning",
-            "job": "ce-d",
-            "instance": "y:1",
-            "vendor": "fivetran",
-            "account": "a6",
-            "connector_id": "c7",
-        },
+        _c("ConnectorBroken", "critical", "ce-e", "fivetran", "a6", "c7"),
+        _c("ConnectorSyncFailing", "warning", "ce-e", "fivetran", "a6", "c7"),
         True,
     ),
     (
         "...and sync stale of the same connector",
-        {
-            "alertname": "ConnectorBroken",
-            "severity": "critical",
-            "job": "ce-d",
-            "instance": "y:1",
-            "vendor": "fivetran",
-            "account": "a6",
-            "connector_id": "c7",
-        },
-        {
-            "alertname": "ConnectorSyncStale",
-            "severity": "warning",
-            "job": "ce-d",
-            "instance": "y:1",
-            "vendor": "fivetran",
-            "account": "a6",
-            "connector_id": "c7",
-        },
+        _c("ConnectorBroken", "critical", "ce-e", "fivetran", "a6", "c7"),
+        _c("ConnectorSyncStale", "warning", "ce-e", "fivetran", "a6", "c7"),
         True,
     ),
     (
         "...but not of another connector",
-        {
-            "alertname": "ConnectorBroken",
-            "severity": "critical",
-            "job": "ce-d",
-            "instance": "y:1",
-            "vendor": "fivetran",
-            "account": "a6",
-            "connector_id": "c7",
-        },
-        {
-            "alertname": "ConnectorSyncFailing",
-            "severity": "warning",
-            "job": "ce-d",
-            "instance": "y:1",
-            "vendor": "fivetran",
-            "account": "a6",
-            "connector_id": "c8",
-        },
+        _c("ConnectorBroken", "critical", "ce-e", "fivetran", "a6", "c7"),
+        _c("ConnectorSyncFailing", "warning", "ce-e", "fivetran", "a6", "c8"),
+        False,
+    ),
+    (
+        "nothing inhibits the watchdog",
+        {"alertname": "ConnectorExporterAbsent", "severity": "critical", "job": "ce-w"},
+        {"alertname": "ConnectorExporterWatchdog", "severity": "none", "job": "ce-w"},
         False,
     ),
 ]

@@ -31,6 +31,12 @@ from tests.alerts.stack import (
 SHORT_FOR = "3s"
 CONNECTOR = "ft_orders"  # a curated Fivetran connector of the simulator: schema "orders"
 RUNBOOK = "https://github.com/connector-exporter/connector-exporter/blob/main/docs/runbooks.md#"
+WATCHDOG = "ConnectorExporterWatchdog"
+NOT_WATCHDOG = f'alertname!="{WATCHDOG}"'
+
+
+def _watchdog(alert: dict[str, Any]) -> bool:
+    return bool(alert["labels"].get("alertname") == WATCHDOG)
 
 
 @dataclass
@@ -111,17 +117,27 @@ def test_connector_breaks_recovers_and_exporter_goes_down(stack: Stack) -> None:
     assert "ConnectorBroken" in loaded and "ConnectorExporterDown" in loaded
     assert all(r.get("health") != "err" for g in groups for r in g["rules"]), groups
     # Before the first scrape `absent(up)` holds, so with `for` shortened to seconds a
-    # ConnectorExporterDown can blip at startup; wait until nothing fires, then expect quiet.
+    # ConnectorExporterDown / ConnectorExporterAbsent can blip at startup; wait until nothing
+    # fires but the watchdog (always firing by design), then expect quiet.
     wait_for(
         "no alert firing",
-        lambda: query(s.prometheus, 'ALERTS{alertstate="firing"}') == [],
+        lambda: query(s.prometheus, f'ALERTS{{alertstate="firing",{NOT_WATCHDOG}}}') == [],
         timeout=30,
         on_timeout=s.logs,
     )
     quiet_from = time.time()
     time.sleep(5)  # longer than SHORT_FOR: anything wrongly firing would have fired by now
-    assert query(s.prometheus, "ALERTS") == [], query(s.prometheus, "ALERTS")
-    assert list(s.receiver.find(quiet_from, status="firing")) == [], s.logs()
+    assert query(s.prometheus, f"ALERTS{{{NOT_WATCHDOG}}}") == [], query(s.prometheus, "ALERTS")
+    paged = [a for _, a in s.receiver.find(quiet_from, status="firing") if not _watchdog(a)]
+    assert paged == [], s.logs()
+    # the watchdog reaches its heartbeat receiver, and only that one
+    wait_for(
+        "a watchdog heartbeat",
+        lambda: list(s.receiver.find(0, "/heartbeat", "firing", alertname=WATCHDOG)),
+        timeout=30,
+        on_timeout=s.logs,
+    )
+    assert all(n.path == "/heartbeat" for n, a in s.receiver.find(0) if _watchdog(a))
 
     # --- a connector breaks: ConnectorBroken pages -----------------------------------------
     broke_at = time.time()
@@ -139,7 +155,6 @@ def test_connector_breaks_recovers_and_exporter_goes_down(stack: Stack) -> None:
         "alertname": "ConnectorBroken",
         "severity": "critical",
         "job": JOB,
-        "instance": s.exporter,
         "vendor": "fivetran",
         "account": "demo",
         "connector_id": CONNECTOR,
@@ -211,17 +226,28 @@ def test_connector_breaks_recovers_and_exporter_goes_down(stack: Stack) -> None:
     }
 
     # ConnectorBroken is still firing in Prometheus (the rules' hold window), and Alertmanager
-    # holds it back: inhibited by ConnectorExporterDown of the same target.
+    # holds it back: inhibited by ConnectorExporterAbsent of the job (the only exporter is
+    # gone). ConnectorExporterAbsent itself does not page: ConnectorExporterDown implies it.
     assert [a["metric"]["connector_id"] for a in s.firing("ConnectorBroken")] == [CONNECTOR]
     down = s.am_alerts("ConnectorExporterDown")
     assert [a["status"]["state"] for a in down] == ["active"]
+    absent = wait_for(
+        "ConnectorExporterAbsent, inhibited by ConnectorExporterDown",
+        lambda: [
+            a
+            for a in s.am_alerts("ConnectorExporterAbsent")
+            if a["status"]["inhibitedBy"] == [down[0]["fingerprint"]]
+        ],
+        timeout=20,
+        on_timeout=s.logs,
+    )
     broken = wait_for(
         "ConnectorBroken to be inhibited",
         lambda: [
             a
             for a in s.am_alerts("ConnectorBroken")
             if a["status"]["state"] == "suppressed"
-            and a["status"]["inhibitedBy"] == [down[0]["fingerprint"]]
+            and a["status"]["inhibitedBy"] == [absent[0]["fingerprint"]]
         ],
         timeout=20,
         on_timeout=s.logs,
@@ -231,6 +257,7 @@ def test_connector_breaks_recovers_and_exporter_goes_down(stack: Stack) -> None:
     # "resolved") reaches the receiver
     time.sleep(5)
     assert not list(s.receiver.find(stopped_at, alertname="ConnectorBroken")), s.logs()
+    assert not list(s.receiver.find(stopped_at, alertname="ConnectorExporterAbsent")), s.logs()
     assert [a["metric"]["connector_id"] for a in s.firing("ConnectorBroken")] == [CONNECTOR]
 
     print(

@@ -525,7 +525,7 @@ def test_rule_options(tmp_path: Path) -> None:
             for rule in group["rules"]:
                 if "alert" in rule:
                     assert rule["labels"]["team"] == "data"
-                    assert rule["labels"]["severity"] in ("critical", "warning", "info")
+                    assert rule["labels"]["severity"] in ("critical", "warning", "info", "none")
                     assert rule["annotations"]["chat"] == "#data"
                 else:
                     assert "team" not in rule.get("labels", {})
