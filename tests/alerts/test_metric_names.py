@@ -25,7 +25,7 @@ from tests.alerts.stack import start_exporter, start_simulator
 
 # Series Prometheus itself adds, not the exporter.
 PROMETHEUS_SERIES = {"up"}
-SCRAPE_LABELS = {"job", "instance"}
+SCRAPE_LABELS = {"job", "instance", "pod"}  # pod: added by Kubernetes service discovery
 
 
 @dataclass

@@ -36,9 +36,6 @@ REPLICAS = 2
 # every target); the mixin's de-duplicating rules keep these names. The panels reading them are
 # strict xfails in the replica test below: take a name out when its rule counts each connector
 # once, and that test demands the right count.
-REPLICA_SUMMING_RULES = frozenset(
-    {"vendor_account_health:connector_health:sum", "vendor_account:connector_relink_needed:sum"}
-)
 fleet_overview = grafana_module("fleet_overview")
 connector_detail = grafana_module("connector_detail")
 dashlib = grafana_module("dashlib")
@@ -168,15 +165,8 @@ def _fleet_count_targets() -> list[Any]:
     """The fleet overview's instant stat queries: the counts people read off the top row."""
     overview = DASHBOARDS["connector-fleet-overview.json"]
     stats = {p["id"] for p in overview["panels"] if p["type"] == "stat"}
-    found = []
-    for t in targets({"connector-fleet-overview.json": overview}):
-        if t.panel_id not in stats:
-            continue
-        summing = metric_names(t.expr) & REPLICA_SUMMING_RULES
-        reason = f"recording rules still add replicas up: {sorted(summing)}"
-        marks = [pytest.mark.xfail(strict=True, reason=reason)] if summing else []
-        found.append(pytest.param(t, id=t.name, marks=marks))
-    return found
+    found = targets({"connector-fleet-overview.json": overview})
+    return [pytest.param(t, id=t.name) for t in found if t.panel_id in stats]
 
 
 # What each count panel must show, computed from one series per connector or account.
