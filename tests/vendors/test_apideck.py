@@ -557,3 +557,82 @@ def plant_served_secret(sim: VendorSim, value: str) -> None:
     """Connection `settings` holding a key (for tests/reliability/test_secrets.py)."""
     for c in sim.connectors.values():
         c["settings"] = {"api_key": value}
+
+
+# --- webhooks: Apideck's events, and what the tests over every vendor need ----------------
+# (Appended as one section while other sections of this file change in parallel; its imports
+# stay here so that the section merges as a whole.)
+import base64  # noqa: E402
+import hashlib  # noqa: E402
+import hmac  # noqa: E402
+
+from tests.webhooks.harness import Running, WebhookSample, listening  # noqa: E402
+
+# (connector, health) through the control API; the simulator pushes the Vault events.
+WEBHOOK_SIM_CHANGES = (
+    ("acme/crm+salesforce", "relink_needed"),
+    ("acme/crm+salesforce", "paused"),
+)
+
+
+def apideck_webhook_body(
+    event_type: str, connector_id: str, event_id: str | None = "evt-1", **entity: Any
+) -> bytes:
+    """A Vault connection event as Apideck documents it; the connector is consumer/connection."""
+    consumer_id, _, connection_id = connector_id.partition("/")
+    payload = {
+        "event_type": event_type,
+        "service_id": "salesforce",
+        "entity_id": connection_id,
+        "entity_type": "Connection",
+        "entity": {"id": connection_id, "consumer_id": consumer_id, **entity},
+        "occurred_at": "2026-12-02T01:00:00.000Z",
+    }
+    if event_id is not None:
+        payload["event_id"] = event_id
+    return json.dumps({"payload": payload}).encode()
+
+
+def webhook_event(connector_id: str, key: str = "1") -> WebhookSample:
+    body = apideck_webhook_body(
+        "vault.connection.revoked", connector_id, f"evt-{connector_id}-{key}", state="callable"
+    )
+    return WebhookSample(body, "relink_needed")
+
+
+def apideck_signed(running: Running, body: bytes, idempotency_key: str = "k1") -> dict[str, str]:
+    """Apideck's documented scheme computed here, not by the exporter: base64 HMAC-SHA256, keyed
+    with the API key, of the body with its keys sorted at every level."""
+    canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    signature = base64.b64encode(
+        hmac.new(running.key("apideck"), canonical, hashlib.sha256).digest()
+    )
+    return {"x-apideck-signature": signature.decode(), "x-apideck-idempotency-key": idempotency_key}
+
+
+async def test_webhook_revocation_disabling_and_idempotency_keys(sim: Simulator) -> None:
+    async with listening(sim, ["apideck"]) as running:
+        revoked, disabled = await running.healthy("apideck", 2)
+        # The key Apideck signs with is the account's API key.
+        assert running.key("apideck").decode() == sim_account(sim, "apideck")["api_key"]
+        body = apideck_webhook_body("vault.connection.revoked", revoked, state="callable")
+        headers = apideck_signed(running, body)
+        assert (await running.send("apideck", body, headers)).status_code == 200
+        assert await running.health("apideck", revoked) == "relink_needed"
+        bad = {**headers, "x-apideck-signature": base64.b64encode(b"x" * 32).decode()}
+        assert (await running.send("apideck", body, bad)).status_code == 401
+        assert await running.answers("apideck", "bad_signature") == 1
+        # Without an event_id, the idempotency key identifies the event: a redelivery is
+        # applied once.
+        off = apideck_webhook_body("vault.connection.disabled", disabled, event_id=None)
+        first = await running.send("apideck", off, apideck_signed(running, off, "k2"))
+        again = await running.send("apideck", off, apideck_signed(running, off, "k2"))
+        assert (first.json()["result"], again.json()["result"]) == ("accepted", "duplicate")
+        assert await running.health("apideck", disabled) == "paused"
+        # Unified-API data events change no connection: answered 200, nothing changes.
+        before = await running.healths("apideck")
+        data = json.dumps({"payload": {"event_type": "crm.contact.updated", "event_id": "d1"}})
+        signed = apideck_signed(running, data.encode())
+        assert (await running.send("apideck", data.encode(), signed)).status_code == 200
+        assert await running.healths("apideck") == before
+        assert await running.answers("apideck", "accepted") == 3

@@ -157,3 +157,70 @@ def plant_served_secret(sim: VendorSim, value: str) -> None:
     """`connector_token` in every served connector (for tests/reliability/test_secrets.py)."""
     for c in sim.connectors.values():
         c["connector_token"] = value
+
+
+# --- webhooks: Bindbee's events, and what the tests over every vendor need ----------------
+# (Appended as one section while other sections of this file change in parallel; its imports
+# stay here so that the section merges as a whole.)
+import base64  # noqa: E402
+import hashlib  # noqa: E402
+import hmac  # noqa: E402
+import json  # noqa: E402
+
+from exporter.simulator import Simulator  # noqa: E402
+from tests.webhooks.harness import Running, WebhookSample, listening  # noqa: E402
+
+# (connector, health) through the control API; None: the simulator's first connector.
+WEBHOOK_SIM_CHANGES: tuple[tuple[str | None, str], ...] = ((None, "failing"),)
+
+
+def bindbee_webhook_body(event: str, connector_id: str, key: str = "w1") -> bytes:
+    """A webhook body as Bindbee's documentation shows it (no event id: the body is the key)."""
+    return json.dumps(
+        {
+            "webhook": {"webhook_id": key, "url": "https://x", "event": event},
+            "connector": {"id": connector_id, "display_name": "BreatheHR"},
+            "data": {},
+        }
+    ).encode()
+
+
+def webhook_event(connector_id: str, key: str = "1") -> WebhookSample:
+    body = bindbee_webhook_body("connector_sync_error", connector_id, key=f"w{key}")
+    return WebhookSample(body, "failing", sync_result="failure")
+
+
+def bindbee_signed(running: Running, body: bytes, hex_digest: bool = False) -> dict[str, str]:
+    """Bindbee's scheme as read from its documentation, computed here rather than by the
+    exporter: HMAC-SHA256 of the raw body keyed with the signature key, base64 (or hex)."""
+    digest = hmac.new(running.key("bindbee"), body, hashlib.sha256).digest()
+    encoded = digest.hex() if hex_digest else base64.b64encode(digest).decode()
+    return {"X-Bindbee-Webhook-Signature": encoded}
+
+
+async def test_webhook_sync_error_and_sync_completed(sim: Simulator) -> None:
+    async with listening(sim, ["bindbee"]) as running:
+        (cid,) = await running.healthy("bindbee")
+        body = bindbee_webhook_body("connector_sync_error", cid)
+        assert (
+            await running.send("bindbee", body, bindbee_signed(running, body))
+        ).status_code == 200
+        assert await running.health("bindbee", cid) == "failing"
+        syncs = "connector_syncs_total"
+        assert await running.connector_value(syncs, "bindbee", cid, result="failure") == 1
+        assert (await running.send("bindbee", body, {})).status_code == 401
+        assert await running.answers("bindbee", "bad_signature") == 1
+        # The page names no encoding: hex is the same MAC and is accepted too.
+        for event in ("connector_sync_started", "connector_synced"):
+            body = bindbee_webhook_body(event, cid)
+            signed = bindbee_signed(running, body, hex_digest=True)
+            assert (await running.send("bindbee", body, signed)).status_code == 200
+        assert await running.health("bindbee", cid) == "healthy"
+        assert await running.connector_value(syncs, "bindbee", cid, result="success") == 1
+        # Data-model events say nothing about the connector: answered, nothing changes.
+        other = bindbee_webhook_body("employee.updated", cid)
+        assert (
+            await running.send("bindbee", other, bindbee_signed(running, other))
+        ).status_code == 200
+        assert await running.health("bindbee", cid) == "healthy"
+        assert await running.answers("bindbee", "accepted") == 4

@@ -202,3 +202,122 @@ FUZZ_FIXTURES = ["connections.json"]
 def read_any(data: Any) -> PollResult:
     """How the adapter reads any body (for tests/reliability/test_properties.py)."""
     return PollResult(tuple(fivetran.translate(fivetran.parse_page(data)[0])))
+
+
+# --- webhooks: Fivetran's events, and what the tests over every vendor need ---------------
+# (Appended as one section while other sections of this file change in parallel; its imports
+# stay here so that the section merges as a whole.)
+import hashlib  # noqa: E402
+import hmac  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+
+from exporter.simulator import Simulator  # noqa: E402
+from exporter.simulator.base import iso  # noqa: E402
+from tests.webhooks.harness import Running, WebhookSample, listening  # noqa: E402
+
+WEBHOOK_SIM_CHANGES = (
+    ("ft_orders", "broken"),
+    ("ft_orders", "healthy"),
+    ("ft_crm", "failing"),
+    ("ft_legacy", "healthy"),  # paused in the fleet: resume_connector comes first
+)
+
+
+def fivetran_webhook_body(event: str, connector_id: str, **fields: Any) -> bytes:
+    """A webhook body as Fivetran's documentation shows it; `fields` go into `data`."""
+    return json.dumps(
+        {
+            "event": event,
+            "created": fields.pop("created", iso(time.time())),
+            "connector_type": "postgres",
+            "connector_id": connector_id,
+            "connector_name": connector_id,
+            "sync_id": fields.pop("sync_id", "sync-1"),
+            "destination_group_id": "warehouse_prod",
+            "data": fields,
+        }
+    ).encode()
+
+
+def webhook_event(connector_id: str, key: str = "1") -> WebhookSample:
+    """A sync that ends in failure now: later than the last success, so `failing`."""
+    body = fivetran_webhook_body(
+        "sync_end", connector_id, sync_id=f"sync-{key}", status="FAILURE_WITH_TASK"
+    )
+    return WebhookSample(body, "failing", sync_result="failure")
+
+
+def fivetran_signed(running: Running, body: bytes, upper: bool = True) -> dict[str, str]:
+    """Fivetran's documented scheme computed here, not by the exporter: hex HMAC-SHA256 of the
+    raw body keyed with the webhook's secret (upper case as Fivetran's examples print it)."""
+    digest = hmac.new(running.key("fivetran"), body, hashlib.sha256).hexdigest()
+    return {"X-Fivetran-Signature-256": digest.upper() if upper else digest}
+
+
+async def fivetran_post(running: Running, body: bytes, upper: bool = True) -> int:
+    return (await running.send("fivetran", body, fivetran_signed(running, body, upper))).status_code
+
+
+async def test_webhook_connection_failure_breaks_the_connector_at_once(sim: Simulator) -> None:
+    async with listening(sim, ["fivetran"]) as running:
+        assert await running.health("fivetran", "ft_orders") == "healthy"
+        polls = running.runner("fivetran").status.polls_total
+        # The creation-time test payload is answered and changes nothing.
+        assert await fivetran_post(running, fivetran_webhook_body("test_event", "ft_orders")) == 200
+        assert await running.health("fivetran", "ft_orders") == "healthy"
+        assert (
+            await fivetran_post(running, fivetran_webhook_body("connection_failure", "ft_orders"))
+            == 200
+        )
+        assert await running.health("fivetran", "ft_orders") == "broken"
+        assert await running.answers("fivetran", "accepted") == 2
+        stamp = await running.connector_value(
+            "connector_last_event_timestamp_seconds", "fivetran", "ft_orders"
+        )
+        assert stamp is not None and abs(stamp - time.time()) < 30
+        # The signature is compared case-blind: a lower-case hex digest is the same MAC.
+        repaired = fivetran_webhook_body("connection_successful", "ft_orders")
+        assert await fivetran_post(running, repaired, upper=False) == 200
+        assert await running.health("fivetran", "ft_orders") == "healthy"
+        # No poll happened: the changes came from the events alone.
+        assert running.runner("fivetran").status.polls_total == polls
+
+
+async def test_webhook_sync_pairs_count_results_and_durations(sim: Simulator) -> None:
+    async with listening(sim, ["fivetran"]) as running:
+        now = time.time()
+        start = fivetran_webhook_body("sync_start", "ft_crm", created=iso(now - 40), sync_id="s9")
+        end = fivetran_webhook_body(
+            "sync_end", "ft_crm", created=iso(now - 10), sync_id="s9", status="FAILURE"
+        )
+        for body in (start, end):
+            assert await fivetran_post(running, body) == 200
+        syncs = "connector_syncs_total"
+        assert await running.connector_value(syncs, "fivetran", "ft_crm", result="failure") == 1
+        assert await running.connector_value(syncs, "fivetran", "ft_crm", result="success") is None
+        duration = "connector_last_sync_duration_seconds"
+        assert await running.connector_value(duration, "fivetran", "ft_crm") == 30.0
+        # failed_at became the end time, later than succeeded_at: the poll's rule says failing.
+        assert await running.health("fivetran", "ft_crm") == "failing"
+        ok = fivetran_webhook_body(
+            "sync_end", "ft_crm", created=iso(now - 5), sync_id="s10", status="SUCCESSFUL"
+        )
+        assert await fivetran_post(running, ok) == 200
+        assert await running.connector_value(syncs, "fivetran", "ft_crm", result="success") == 1
+        assert await running.health("fivetran", "ft_crm") == "healthy"
+
+
+async def test_webhook_pause_and_resume(sim: Simulator) -> None:
+    async with listening(sim, ["fivetran"]) as running:
+        for minute, (event, health) in enumerate(
+            (("pause_connector", "paused"), ("resume_connector", "healthy"))
+        ):
+            created = f"2026-12-02T01:0{minute}:00Z"
+            assert (
+                await fivetran_post(
+                    running, fivetran_webhook_body(event, "ft_ads", created=created)
+                )
+                == 200
+            )
+            assert await running.health("fivetran", "ft_ads") == health

@@ -379,3 +379,58 @@ def plant_served_secret(sim: VendorSim, value: str) -> None:
     """Connection `settings` holding OAuth tokens (for tests/reliability/test_secrets.py)."""
     for c in sim.connectors.values():
         c["settings"] = {"oauth": {"credentials": {"access_token": value}}}
+
+
+# --- webhooks: OpenInt's events, and what the tests over every vendor need ----------------
+# (Appended as one section while other sections of this file change in parallel; its imports
+# stay here so that the section merges as a whole.)
+import json  # noqa: E402
+
+from tests.webhooks.harness import Running, WebhookSample, listening  # noqa: E402
+
+# (connector, health) through the control API; the simulator pushes the connection events.
+WEBHOOK_SIM_CHANGES = (("conn_sf_acme", "relink_needed"),)
+# No signing scheme is documented: the shared secret proves the sender, the body is not signed
+# (docs/webhooks.md says why that is weaker than an HMAC).
+WEBHOOK_SIGNATURE_BINDS_BODY = False
+
+
+def openint_webhook_body(event_id: str, data: dict[str, Any]) -> bytes:
+    return json.dumps({"id": event_id, "name": "connection.updated", "data": data}).encode()
+
+
+def webhook_event(connector_id: str, key: str = "1") -> WebhookSample:
+    connection = {"id": connector_id, "status": "disconnected"}
+    body = openint_webhook_body(f"evt-{connector_id}-{key}", {"connection": connection})
+    return WebhookSample(body, "relink_needed")
+
+
+def openint_bearer(running: Running) -> dict[str, str]:
+    """The shared secret as a bearer token, written here rather than by the exporter."""
+    return {"Authorization": f"Bearer {running.key('openint').decode()}"}
+
+
+async def test_webhook_shared_secret_and_connection_fields(sim: Simulator) -> None:
+    async with listening(sim, ["openint"]) as running:
+        disconnected, failing, disabled = await running.healthy("openint", 3)
+        body = openint_webhook_body(
+            "evt-9", {"connection": {"id": disconnected, "status": "disconnected"}}
+        )
+        ok = openint_bearer(running)
+        assert (await running.send("openint", body, ok)).status_code == 200
+        assert await running.health("openint", disconnected) == "relink_needed"
+        secret = running.key("openint").decode()
+        for bad in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": secret}):
+            assert (await running.send("openint", body, bad)).status_code == 401
+        assert await running.answers("openint", "bad_signature") == 3
+        # The connection object's fields replace the listed ones (`settings` never kept) ...
+        errored = {"id": failing, "status": "error", "settings": {"token": "SENTINEL-hook"}}
+        body = openint_webhook_body("evt-10", {"connection": errored})
+        assert (await running.send("openint", body, ok)).status_code == 200
+        assert await running.health("openint", failing) == "failing"
+        assert "SENTINEL-hook" not in repr(running.runner("openint").adapter.raw)
+        # ... or `data.connection_id` with the fields that changed.
+        body = openint_webhook_body("evt-11", {"connection_id": disabled, "disabled": True})
+        assert (await running.send("openint", body, ok)).status_code == 200
+        assert await running.health("openint", disabled) == "paused"
+        assert await running.answers("openint", "accepted") == 3

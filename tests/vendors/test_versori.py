@@ -247,3 +247,20 @@ def plant_served_secret(sim: VendorSim, value: str) -> None:
         for group in ("action", "trigger"):
             for use in c["credentials"].get(group, []):
                 use["credential"]["data"] = {"accessToken": value}
+
+
+# --- webhooks: Versori documents none -------------------------------------------------------
+# (Appended as one section while other sections of this file change in parallel.) The listener
+# side (404 for its accounts, a `webhook_secret` refused by the config) is tested for every
+# vendor without webhooks in tests/webhooks/test_listener.py.
+
+
+async def test_webhook_none_documented_so_none_declared_or_simulated(sim: Simulator) -> None:
+    assert versori.VENDOR.webhook is None
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(
+            f"http://127.0.0.1:{sim.port}/_control/versori/webhooks",
+            json={"url": "http://127.0.0.1:1/webhooks/versori/demo", "secret": "s"},
+        )
+    assert response.status_code == 400
+    assert sim.vendors["versori"].webhooks.targets == []

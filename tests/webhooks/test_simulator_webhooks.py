@@ -1,4 +1,8 @@
-"""The simulators' signed webhooks reach the real daemon and change /metrics with no poll."""
+"""The simulators' signed webhooks reach the real daemon and change /metrics with no poll.
+
+Every registered vendor with webhooks takes part; which control-API changes to make comes from
+its quirk module's `WEBHOOK_SIM_CHANGES` (tests/webhooks/harness.py).
+"""
 
 from __future__ import annotations
 
@@ -11,19 +15,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.config import Config
 from exporter.daemon import Daemon
 from exporter.simulator import Simulator
+from tests.webhooks.harness import WEBHOOK_VENDORS, quirks
 
 SECRET = "sim-test-webhook-secret"
-# (vendor, connector the control API changes, new health, health /metrics must then show)
-CHANGES = (
-    ("fivetran", "ft_orders", "broken", "broken"),
-    ("fivetran", "ft_orders", "healthy", "healthy"),
-    ("fivetran", "ft_crm", "failing", "failing"),
-    ("fivetran", "ft_legacy", "healthy", "healthy"),  # resume_connector first
-    ("bindbee", None, "failing", "failing"),
-    ("openint", None, "relink_needed", "relink_needed"),
-    ("apideck", None, "relink_needed", "relink_needed"),
-    ("apideck", None, "paused", "paused"),
-)
+
+
+def changes() -> list[tuple[str, str | None, str]]:
+    """(vendor, connector or None for the simulator's first, new health), vendor by vendor."""
+    return [
+        (vendor, cid, health)
+        for vendor in WEBHOOK_VENDORS
+        for cid, health in quirks(vendor).WEBHOOK_SIM_CHANGES
+    ]
 
 
 async def health_of(client: httpx.AsyncClient, url: str, vendor: str, cid: str) -> str | None:
@@ -37,6 +40,11 @@ async def health_of(client: httpx.AsyncClient, url: str, vendor: str, cid: str) 
             ):
                 return s.labels["health"]
     return None
+
+
+def test_every_vendor_with_webhooks_has_changes_to_push() -> None:
+    for vendor in WEBHOOK_VENDORS:
+        assert quirks(vendor).WEBHOOK_SIM_CHANGES, vendor
 
 
 async def test_every_change_arrives_by_webhook_within_moments(sim: Simulator) -> None:
@@ -62,33 +70,28 @@ async def test_every_change_arrives_by_webhook_within_moments(sim: Simulator) ->
         control = f"http://127.0.0.1:{sim.port}/_control"
         latencies = []
         async with httpx.AsyncClient(timeout=10) as client:
-            for vendor, wanted, health, shown in CHANGES:
+            for vendor, wanted, health in changes():
                 vsim = sim.vendors[vendor]
-                cid = wanted or _first_enabled(vsim.connectors)
+                cid = wanted or next(iter(vsim.connectors))
                 changed_at = time.monotonic()
                 response = await client.post(
                     f"{control}/{vendor}/connectors/{cid}/health", json={"health": health}
                 )
                 response.raise_for_status()
-                while (seen := await health_of(client, metrics, vendor, cid)) != shown:
+                while (seen := await health_of(client, metrics, vendor, cid)) != health:
                     # typically ~50 ms; the bound leaves room for a loaded CI machine
                     assert time.monotonic() - changed_at < 2.0, (vendor, cid, health, seen)
                     await asyncio.sleep(0.01)
                 latencies.append(time.monotonic() - changed_at)
-            deliveries = [d for v in sim.vendors.values() for d in v.webhooks.results]
-            assert deliveries and all(status == 200 for _, status in deliveries), deliveries
-            listed = (await client.get(f"{control}/fivetran/webhooks")).json()
-            assert SECRET not in str(listed)
+            for vendor in WEBHOOK_VENDORS:
+                deliveries = sim.vendors[vendor].webhooks.results
+                assert deliveries, f"{vendor} sent no webhook"
+                assert all(status == 200 for _, status in deliveries), (vendor, deliveries)
+                listed = str((await client.get(f"{control}/{vendor}/webhooks")).json())
+                assert SECRET not in listed
+                assert sim.vendors[vendor].webhook_key(SECRET) not in listed
         assert sum(r.status.polls_total for r in daemon.scheduler.runners.values()) == polls
         millis = [round(x * 1000) for x in latencies]
         print(f"\nhealth change -> /metrics via webhook (ms): {millis}")
     finally:
         await daemon.stop()
-
-
-def _first_enabled(connectors: dict[str, dict[str, object]]) -> str:
-    """A connector the change below is visible on (not already paused or disabled)."""
-    for key, c in connectors.items():
-        if c.get("enabled", True) and c.get("is_active", True) and not c.get("disabled"):
-            return key
-    raise AssertionError("no enabled connector")
