@@ -121,7 +121,7 @@ class ApiClient:
     stats: PollStats = field(default_factory=PollStats)
     _client: httpx.AsyncClient | None = None
     # Monotonic time until which no request of this client starts. A 429 limits the whole
-    # account, not one request: when concurrent requests run (Apideck consumer details), one
+    # account, not one request: when concurrent requests run (detail requests per listed item), one
     # 429 pauses them all until its Retry-After instead of each finding out on its own.
     _resume_at: float = 0.0
 

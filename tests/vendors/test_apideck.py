@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import io
 import json
 import zlib
@@ -31,6 +34,7 @@ from tests.conftest import (
     sim_account,
 )
 from tests.vendors.helpers import InstrumentedSimulator, served
+from tests.webhooks.harness import Running, WebhookSample, listening
 
 SENTINEL = "SENTINEL-SECRET-3f9c1a"  # in every connection's `settings` in the fixtures
 HOUR = 3600.0
@@ -562,11 +566,7 @@ def plant_served_secret(sim: VendorSim, value: str) -> None:
 # --- webhooks: Apideck's events, and what the tests over every vendor need ----------------
 # (Appended as one section while other sections of this file change in parallel; its imports
 # stay here so that the section merges as a whole.)
-import base64  # noqa: E402
-import hashlib  # noqa: E402
-import hmac  # noqa: E402
 
-from tests.webhooks.harness import Running, WebhookSample, listening  # noqa: E402
 
 # (connector, health) through the control API; the simulator pushes the Vault events.
 WEBHOOK_SIM_CHANGES = (

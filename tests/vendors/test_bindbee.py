@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 from typing import Any
 
 import httpx
@@ -13,6 +17,7 @@ from exporter.simulator import Simulator
 from exporter.simulator.base import VendorSim
 from exporter.vendors import bindbee
 from tests.conftest import fixture_json, make_config, render, runner_for, sim_account
+from tests.webhooks.harness import Running, WebhookSample, listening
 
 
 def translated() -> dict[str, Connector]:
@@ -162,13 +167,7 @@ def plant_served_secret(sim: VendorSim, value: str) -> None:
 # --- webhooks: Bindbee's events, and what the tests over every vendor need ----------------
 # (Appended as one section while other sections of this file change in parallel; its imports
 # stay here so that the section merges as a whole.)
-import base64  # noqa: E402
-import hashlib  # noqa: E402
-import hmac  # noqa: E402
-import json  # noqa: E402
 
-from exporter.simulator import Simulator  # noqa: E402
-from tests.webhooks.harness import Running, WebhookSample, listening  # noqa: E402
 
 # (connector, health) through the control API; None: the simulator's first connector.
 WEBHOOK_SIM_CHANGES: tuple[tuple[str | None, str], ...] = ((None, "failing"),)

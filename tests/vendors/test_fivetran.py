@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import time
 from typing import Any
 
 import pytest
 
 from exporter.errors import BadResponse
 from exporter.model import Connector, Health, PollResult
+from exporter.simulator import Simulator
+from exporter.simulator.base import iso
 from exporter.vendors import fivetran
 from tests.conftest import fixture_json
+from tests.webhooks.harness import Running, WebhookSample, listening
 
 
 def by_id() -> dict[str, Connector]:
@@ -207,14 +214,7 @@ def read_any(data: Any) -> PollResult:
 # --- webhooks: Fivetran's events, and what the tests over every vendor need ---------------
 # (Appended as one section while other sections of this file change in parallel; its imports
 # stay here so that the section merges as a whole.)
-import hashlib  # noqa: E402
-import hmac  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
 
-from exporter.simulator import Simulator  # noqa: E402
-from exporter.simulator.base import iso  # noqa: E402
-from tests.webhooks.harness import Running, WebhookSample, listening  # noqa: E402
 
 WEBHOOK_SIM_CHANGES = (
     ("ft_orders", "broken"),

@@ -4,6 +4,7 @@ and `status_message` on the status page."""
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import httpx
@@ -32,6 +33,7 @@ from tests.conftest import (
     status_of,
 )
 from tests.vendors.helpers import served
+from tests.webhooks.harness import Running, WebhookSample, listening
 
 SENTINEL = "SENTINEL-SECRET-3f9c1a"  # in every connection's `settings` in the fixtures
 
@@ -384,9 +386,7 @@ def plant_served_secret(sim: VendorSim, value: str) -> None:
 # --- webhooks: OpenInt's events, and what the tests over every vendor need ----------------
 # (Appended as one section while other sections of this file change in parallel; its imports
 # stay here so that the section merges as a whole.)
-import json  # noqa: E402
 
-from tests.webhooks.harness import Running, WebhookSample, listening  # noqa: E402
 
 # (connector, health) through the control API; the simulator pushes the connection events.
 WEBHOOK_SIM_CHANGES = (("conn_sf_acme", "relink_needed"),)
