@@ -38,6 +38,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     CONNECTOR_EXPORTER_CONFIG=/etc/connector-exporter/config.yml
-EXPOSE 9841
+# 9841: /metrics and the status page; 9842: vendor webhooks, when the config turns them on
+EXPOSE 9841 9842
 ENTRYPOINT ["connector-exporter"]
 CMD ["run"]

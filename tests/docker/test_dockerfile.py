@@ -304,7 +304,7 @@ def test_build_replay_installs_a_working_exporter(tmp_path: Path) -> None:
 
     assert final.entrypoint == ["connector-exporter"]
     assert final.cmd == ["run"]
-    assert final.exposed == [PORT]
+    assert final.exposed == [PORT, "9842"]  # /metrics, and the webhook listener
     assert final.user is not None
     assert final.user.split(":")[0] != "0"
     for label in OCI_LABELS:
