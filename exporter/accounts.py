@@ -11,7 +11,7 @@ import math
 import re
 from typing import Annotated, Any, ClassVar
 
-import re2
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type hints
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -70,8 +70,8 @@ def compile_filter(pattern: str) -> Any:
         raw = err.args[0] if err.args else b""
         detail = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         raise ValueError(
-            f"not a valid RE2 regular expression ({detail}); lookarounds and backreferences "
-            "are not supported"
+            f"invalid regular expression: {detail} (RE2 syntax: no lookarounds nor "
+            "backreferences)"
         ) from None
 
 

@@ -9,7 +9,6 @@ import json
 import logging
 import re
 import sys
-import time
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, TextIO
 from urllib.parse import quote, quote_plus

@@ -13,6 +13,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from exporter.accounts import AccountBase
 from exporter.config import Config
+from exporter.dropguard import DropGuardState
 from exporter.errors import PollTimeout, VendorError
 from exporter.model import CatalogEntry, Connector, PollResult, Snapshot, StateSets
 from exporter.status import AccountStatus, Published, carry_health_since, publish
@@ -85,6 +86,7 @@ class AccountRunner:
             on_response=self._count_response,
         )
         self.adapter = adapter_cls(account, self.api)
+        self.drop_guard = DropGuardState(account.drop_guard)
         self._lock = asyncio.Lock()
 
     def _count_response(self, code: str) -> None:
@@ -110,6 +112,12 @@ class AccountRunner:
                 snapshot, duplicates = build_snapshot(
                     self.account, self.adapter.states, result, taken_at=self.clock()
                 )
+                last_good = status.snapshot
+                drop = self.drop_guard.check(
+                    len(last_good.connectors) if last_good else None, len(snapshot.connectors)
+                )
+                if drop is not None:
+                    raise drop
                 # Rendering 50,000 connectors takes seconds of CPU: off the event loop, so
                 # that scrapes and other accounts' polls go on meanwhile.
                 previous, current = status.published, snapshot
@@ -133,10 +141,12 @@ class AccountRunner:
             status.last_ok = True
             status.last_success_end = now
             status.last_error = ""
+            status.last_failure_reason = "none"
         else:
             status.failures_total += 1
             status.last_ok = False
             status.last_error = str(error)
+            status.last_failure_reason = error.failure_reason if error else "bad_response"
         fields: dict[str, Any] = {
             "vendor": status.vendor,
             "account": status.account,

@@ -17,9 +17,9 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
