@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -125,17 +126,17 @@ class AccountBase(StrictModel):
                 raise ValueError(f"item {i}: {err}") from None
         return value
 
-    @model_validator(mode="after")
-    def _secrets_printable(self) -> AccountBase:
-        for field in self.SECRET_FIELDS:
-            value = getattr(self, field, None)
+    @field_validator("*")
+    @classmethod
+    def _secrets_printable(cls, value: object, info: ValidationInfo) -> object:
+        if info.field_name in cls.SECRET_FIELDS:
             text = value.get_secret_value() if isinstance(value, SecretStr) else value
             if isinstance(text, str) and _CONTROL.search(text):
                 raise ValueError(
-                    f"{field} contains a control character (a newline inside a token file?); "
+                    "contains a control character (a newline inside a token file?); "
                     "secrets must be printable"
                 )
-        return self
+        return value
 
     @property
     def key(self) -> str:
