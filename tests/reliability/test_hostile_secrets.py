@@ -87,7 +87,8 @@ def test_no_derived_form_of_a_secret_leaks_and_the_page_survives(tmp_path: Path)
             outputs = {
                 "log": daemon.log_text(),
                 "/": page.text,
-                "/metrics": text + metrics(daemon, headers={"Accept": "application/openmetrics-text"}),
+                "/metrics": text
+                + metrics(daemon, headers={"Accept": "application/openmetrics-text"}),
                 "/healthz": get(daemon, "/healthz").text,
                 "/readyz": get(daemon, "/readyz").text,
             }
