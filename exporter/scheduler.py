@@ -222,6 +222,7 @@ class Scheduler:
             runner = runners[account.key] = AccountRunner(account, config)
             if previous is not None:
                 runner.status = previous.status
+                runner.drop_guard.held = previous.drop_guard.held
                 runner.status.interval = config.interval_of(account)
                 replaced.append(previous)
         # One assignment: a scrape meanwhile sees the old set of accounts or the new one.
