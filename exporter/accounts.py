@@ -71,8 +71,7 @@ def compile_filter(pattern: str) -> Any:
         raw = err.args[0] if err.args else b""
         detail = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         raise ValueError(
-            f"invalid regular expression: {detail} (RE2 syntax: no lookarounds nor "
-            "backreferences)"
+            f"invalid regular expression: {detail} (RE2 syntax: no lookarounds nor backreferences)"
         ) from None
 
 

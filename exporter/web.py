@@ -297,20 +297,22 @@ def make_app(
         text = await asyncio.to_thread(landing_page, list(statuses()), time.time())
         return text.encode("utf-8", "replace")
 
+    def harvest(task: asyncio.Future[bytes]) -> None:
+        if page_cache["task"] is task:
+            page_cache["task"] = None
+        if not task.cancelled() and task.exception() is None:
+            page_cache["page"], page_cache["at"] = task.result(), time.monotonic()
+
     async def index(_: web.Request) -> web.Response:
-        now = time.monotonic()
         page = page_cache["page"]
-        if page is None or now - page_cache["at"] >= PAGE_CACHE_SECONDS:
+        if page is None or time.monotonic() - page_cache["at"] >= PAGE_CACHE_SECONDS:
+            # One render at a time, shared by every request waiting for it; it finishes (and
+            # is cached) even when the client that started it goes away.
             task = page_cache["task"]
             if task is None:
                 task = page_cache["task"] = asyncio.ensure_future(render_page())
-            try:
-                page = await asyncio.shield(task)
-            finally:
-                if page_cache["task"] is task and task.done():
-                    page_cache["task"] = None
-                    if not task.cancelled() and task.exception() is None:
-                        page_cache["page"], page_cache["at"] = task.result(), time.monotonic()
+                task.add_done_callback(harvest)
+            page = await asyncio.shield(task)
         return web.Response(body=page, content_type="text/html", charset="utf-8")
 
     app = web.Application(middlewares=[track, basic_auth])

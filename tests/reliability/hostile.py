@@ -258,7 +258,7 @@ def reason(text: str, account: str) -> str | None:
         if line.startswith("connector_exporter_last_poll_failure_reason{") and line.endswith(
             " 1.0"
         ):
-            labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+            labels: dict[str, str] = dict(re.findall(r'(\w+)="([^"]*)"', line))
             if labels.get("account") == account:
                 return labels["reason"]
     return None

@@ -35,7 +35,7 @@ from tests.reliability.hostile import (
     write_config,
 )
 
-PASSWORD = "correct horse battery staple"  # noqa: S105 - a test credential
+PASSWORD = "correct horse battery staple"
 
 
 def hashed(password: str, cost: int) -> str:

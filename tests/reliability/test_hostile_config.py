@@ -76,7 +76,12 @@ def test_fifo_device_and_huge_secret_files_fail_check_config_cleanly(tmp_path: P
     huge.write_bytes(b"x" * (1024 * 1024))
     accounts = [
         {**fivetran_account(name, "http://127.0.0.1:9/x"), "api_secret_file": str(target)}
-        for name, target in (("fifo", fifo), ("zero", "/dev/zero"), ("huge", huge), ("dir", tmp_path))
+        for name, target in (
+            ("fifo", fifo),
+            ("zero", "/dev/zero"),
+            ("huge", huge),
+            ("dir", tmp_path),
+        )
     ]
     for account in accounts:
         del account["api_secret"]

@@ -82,15 +82,15 @@ def test_sigterm_exits_within_5s_with_a_stuck_worker_thread(tmp_path: Path) -> N
     web = tmp_path / "web.yaml"
     web.write_text(yaml.safe_dump({"basic_auth_users": {"prom": stuck}}))
     config = write_config(
-        tmp_path / "config.yaml", [fivetran_account("a", "http://127.0.0.1:9/x")], poll_interval="1h"
+        tmp_path / "config.yaml",
+        [fivetran_account("a", "http://127.0.0.1:9/x")],
+        poll_interval="1h",
     )
     daemon = start(config, tmp_path / "daemon.log", "--web-config", str(web))
     try:
         wait_until(lambda: get(daemon, "/healthz").status_code == 200, what="up")
         with socket.create_connection(("127.0.0.1", daemon.port), timeout=5) as s:
-            s.sendall(
-                b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Basic cHJvbTp5\r\n\r\n"
-            )
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Basic cHJvbTp5\r\n\r\n")
             threads = Path(f"/proc/{daemon.proc.pid}/task")
             wait_until(lambda: len(list(threads.iterdir())) >= 2, what="the check's thread")
             took = daemon.stop(timeout=15)
@@ -103,11 +103,11 @@ def test_sigterm_exits_within_5s_with_a_stuck_worker_thread(tmp_path: Path) -> N
 def test_connections_are_capped_and_stalled_ones_closed(tmp_path: Path) -> None:
     """Under a 256-fd limit: 400 idle sockets and a slowloris; /healthz must still answer."""
     config = write_config(
-        tmp_path / "config.yaml", [fivetran_account("a", "http://127.0.0.1:9/x")], poll_interval="1h"
+        tmp_path / "config.yaml",
+        [fivetran_account("a", "http://127.0.0.1:9/x")],
+        poll_interval="1h",
     )
-    daemon = start(
-        config, tmp_path / "daemon.log", limits={resource.RLIMIT_NOFILE: (256, 256)}
-    )
+    daemon = start(config, tmp_path / "daemon.log", limits={resource.RLIMIT_NOFILE: (256, 256)})
     idle: list[socket.socket] = []
     try:
         wait_until(lambda: get(daemon, "/healthz").status_code == 200, what="up")
@@ -180,8 +180,12 @@ def test_healthz_stays_fast_while_clients_reload_the_page_at_100k(tmp_path: Path
         raw = yaml.safe_load(wait_until(sim_config.read_text, what="config text"))
         accounts = [a for a in raw["accounts"] if a["vendor"] == "fivetran"]
         config = write_config(
-            tmp_path / "config.yaml", accounts, poll_interval="5m", poll_timeout="5m",
-            request_timeout="60s", log_level="info"
+            tmp_path / "config.yaml",
+            accounts,
+            poll_interval="5m",
+            poll_timeout="5m",
+            request_timeout="60s",
+            log_level="info",
         )
         daemon = start(config, tmp_path / "daemon.log")
         metrics_when(

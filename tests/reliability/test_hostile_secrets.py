@@ -29,7 +29,7 @@ from tests.reliability.hostile import (
 
 # Quotes, a backslash and non-ASCII: each escaping (JSON, repr, URL) writes them differently.
 KEY = 'hostile"key\\with/odd+chars=1'
-SECRET = "sécret-valüe-2024-ünïcode"  # noqa: S105 - a test credential
+SECRET = "sécret-valüe-2024-ünïcode"
 
 
 def derived_forms() -> dict[str, str]:
