@@ -107,6 +107,7 @@ class Daemon:
         self.connections = Connections()
         self._sweeper: asyncio.Task[None] | None = None
         self._stopped = threading.Event()
+        self._watchdog: threading.Thread | None = None
         self.port = 0
 
     def _accounts(self, config: Config) -> list[AccountBase]:
@@ -232,7 +233,7 @@ class Daemon:
 
     def _on_stop_signal(self, stop: asyncio.Event) -> None:
         stop.set()
-        if not getattr(self, "_watchdog", None):
+        if self._watchdog is None:
             self._watchdog = threading.Thread(target=self._exit_watchdog, daemon=True)
             self._watchdog.start()
 
