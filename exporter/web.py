@@ -33,9 +33,10 @@ TLS_HANDSHAKE_TIMEOUT_SECONDS = 10.0
 MAX_CONNECTIONS = 1024
 RESERVED_FDS = 64
 SWEEP_SECONDS = 1.0
-# The landing page is rendered at most once per this many seconds, by one render at a time:
+# The landing page is rendered at most once per this many seconds (it refreshes itself every
+# 30 s and shows when it was generated), by one render at a time:
 # a hundred clients reloading it cost one render, and the event loop stays free for probes.
-PAGE_CACHE_SECONDS = 1.0
+PAGE_CACHE_SECONDS = 5.0
 
 
 def connection_limit() -> int:

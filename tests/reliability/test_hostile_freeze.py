@@ -196,7 +196,7 @@ def test_healthz_stays_fast_while_clients_reload_the_page_at_100k(tmp_path: Path
         )
         assert len(get(daemon, "/").text) > 10_000
         wrk = subprocess.Popen(
-            ["wrk", "-t", "2", "-c", "20", "-d", "12s", daemon.url + "/"],
+            ["wrk", "-t", "1", "-c", "20", "-d", "12s", daemon.url + "/"],
             stdout=subprocess.PIPE,
             text=True,
         )
