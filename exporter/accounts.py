@@ -6,16 +6,19 @@ the config module builds its account union from the vendor registry.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type hints
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -49,11 +52,46 @@ def parse_duration(value: object) -> float:
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
+# include/exclude run on every connector name of every poll, on the event loop: RE2 matches in
+# linear time, so no pattern (`(a+)+$`) and no vendor-chosen name can freeze the daemon.
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # RE2 would print parse errors to stderr itself
+# C0 and C1 controls: a newline or NUL in a token (a token file written with `echo`, a copied
+# value) breaks the request headers, and the HTTP library then quotes the whole token in its
+# exception. Rejected at load with the key named, never the value.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+@functools.lru_cache(maxsize=1024)
+def compile_filter(pattern: str) -> Any:
+    """A filter pattern compiled by RE2; raises ValueError for what RE2 cannot take."""
+    try:
+        return re2.compile(pattern, options=_RE2_OPTIONS)
+    except re2.error as err:
+        raw = err.args[0] if err.args else b""
+        detail = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        raise ValueError(
+            f"invalid regular expression: {detail} (RE2 syntax: no lookarounds nor backreferences)"
+        ) from None
+
 
 class StrictModel(BaseModel):
     """Unknown keys are errors (SPEC §2); a loaded config never changes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DropGuard(StrictModel):
+    """`drop_guard:` hold a listing that collapsed until it is seen on several polls in a row.
+
+    A vendor answering an empty (or a tenth of the) listing during an incident would otherwise
+    wipe every series, and every alert with them.
+    """
+
+    # The share of the last good listing that may vanish in one poll (0.5: half).
+    max_drop: Annotated[float, Field(gt=0, lt=1)]
+    # Polls in a row that must show the shrunken listing before it is believed.
+    confirm_polls: Annotated[int, Field(ge=2, le=100)] = 3
 
 
 class AccountBase(StrictModel):
@@ -70,6 +108,7 @@ class AccountBase(StrictModel):
     exclude: list[str] = Field(default_factory=list)
     # The key that signs this account's webhooks (SPEC §6.2); webhooks are refused without it.
     webhook_secret: SecretStr | None = None
+    drop_guard: DropGuard | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -83,9 +122,21 @@ class AccountBase(StrictModel):
     def _check_patterns(cls, value: list[str]) -> list[str]:
         for i, pattern in enumerate(value):
             try:
-                re.compile(pattern)
-            except re.error as err:
-                raise ValueError(f"item {i}: invalid regular expression: {err}") from None
+                compile_filter(pattern)
+            except ValueError as err:
+                raise ValueError(f"item {i}: {err}") from None
+        return value
+
+    @field_validator("*")
+    @classmethod
+    def _secrets_printable(cls, value: object, info: ValidationInfo) -> object:
+        if info.field_name in cls.SECRET_FIELDS:
+            text = value.get_secret_value() if isinstance(value, SecretStr) else value
+            if isinstance(text, str) and _CONTROL.search(text):
+                raise ValueError(
+                    "contains a control character (a newline inside a token file?); "
+                    "secrets must be printable"
+                )
         return value
 
     @property
@@ -95,9 +146,9 @@ class AccountBase(StrictModel):
 
     def keeps(self, name: str) -> bool:
         """Whether a connector of this name passes the include/exclude filters (SPEC §2)."""
-        if self.include and not any(re.search(p, name) for p in self.include):
+        if self.include and not any(compile_filter(p).search(name) for p in self.include):
             return False
-        return not any(re.search(p, name) for p in self.exclude)
+        return not any(compile_filter(p).search(name) for p in self.exclude)
 
     @classmethod
     def secret_fields(cls) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from exporter import __version__
 from exporter.deflate import Piece, Splice, gzip_length, gzip_stream
 from exporter.deflate import Run as PieceRun
+from exporter.errors import FAILURE_REASONS
 from exporter.families import ACCOUNT_LABELS, BY_NAME, CATALOG, CONNECTOR, PROCESS_WIDE
 from exporter.render import HEADERS, OPENMETRICS_HEADERS, RenderedSnapshot
 from exporter.status import AccountStatus
@@ -48,6 +49,7 @@ def exporter_families(
     duration = _family("connector_exporter_poll_duration_seconds")
     polls = _family("connector_exporter_polls")
     failures = _family("connector_exporter_poll_failures")
+    failure_reason = _family("connector_exporter_last_poll_failure_reason")
     requests = _family("connector_exporter_api_requests")
     connectors = _family("connector_exporter_connectors")
     interval = _family("connector_exporter_poll_interval_seconds")
@@ -61,13 +63,18 @@ def exporter_families(
             duration.add_metric(ids, s.last_duration)
         polls.add_metric(ids, float(s.polls_total))
         failures.add_metric(ids, float(s.failures_total))
+        if s.last_failure_reason:
+            for reason in FAILURE_REASONS:
+                failure_reason.add_metric(
+                    [*ids, reason], 1.0 if reason == s.last_failure_reason else 0.0
+                )
         for code in sorted(s.requests):
             requests.add_metric([*ids, code], float(s.requests[code]))
         snapshot = s.snapshot
         if snapshot is not None:
             connectors.add_metric(ids, float(len(snapshot.connectors)))
         interval.add_metric(ids, s.interval)
-    yield from (poll_success, last_success, duration, polls, failures, requests)
+    yield from (poll_success, last_success, duration, polls, failures, failure_reason, requests)
     yield from (connectors, interval)
 
     reload_success = _family("connector_exporter_config_last_reload_successful")

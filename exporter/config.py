@@ -8,6 +8,8 @@ import ipaddress
 import math
 import os
 import re
+import stat
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,12 @@ from exporter.vendors import REGISTRY
 
 DEFAULT_LISTEN_ADDRESS = "0.0.0.0:9841"
 ENV_CONFIG = "CONNECTOR_EXPORTER_CONFIG"
+# A `*_file` holds one token; the config and web config files are small too. A FIFO, a device
+# (/dev/zero) or a huge file in their place must fail the load with a message, not hang it or
+# exhaust memory.
+MAX_SECRET_FILE_BYTES = 64 * 1024
+MAX_CONFIG_FILE_BYTES = 4 * 1024 * 1024
+FILE_READ_TIMEOUT_SECONDS = 5.0
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -270,6 +278,65 @@ def _expand_env(node: Any, path: str, env: Mapping[str, str], problems: list[Pro
     return node
 
 
+class FileProblem(Exception):
+    """A file that cannot be used; the message says why, without its contents."""
+
+
+def _read_bounded(path: Path, limit: int) -> bytes:
+    # O_NONBLOCK: opening a FIFO with no writer would otherwise block for ever.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise FileProblem("not a regular file")
+        if info.st_size > limit:
+            raise FileProblem(f"larger than {limit // 1024} KiB")
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, 65536):
+            size += len(chunk)
+            if size > limit:  # grew while we read it
+                raise FileProblem(f"larger than {limit // 1024} KiB")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_small_file(
+    path: str | Path, limit: int = MAX_SECRET_FILE_BYTES, timeout: float = FILE_READ_TIMEOUT_SECONDS
+) -> str:
+    """A regular file of at most `limit` bytes as UTF-8 text, read within `timeout` seconds.
+
+    Raises FileProblem. The read runs on a daemon thread: a file on a hung network mount then
+    costs one parked thread, never the reload (nor the exit, which does not wait for it).
+    """
+    result: list[bytes | BaseException] = []
+
+    def read() -> None:
+        try:
+            result.append(_read_bounded(Path(path), limit))
+        except BaseException as err:  # handed to the caller below
+            result.append(err)
+
+    reader = threading.Thread(target=read, name="file-read", daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not result:
+        raise FileProblem(f"not read within {timeout:g}s")
+    outcome = result[0]
+    if isinstance(outcome, FileProblem):
+        raise outcome
+    if isinstance(outcome, OSError):
+        raise FileProblem(outcome.strerror or "unreadable") from None
+    if isinstance(outcome, BaseException):
+        raise FileProblem(f"unreadable ({type(outcome).__name__})") from None
+    try:
+        return outcome.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FileProblem("not UTF-8 text") from None
+
+
 def _read_secret_files(raw: Any, problems: list[Problem], base_dir: Path) -> set[str]:
     """Replace every `<secret>_file: PATH` of an account by `<secret>: <file contents>`.
 
@@ -302,10 +369,9 @@ def _read_secret_files(raw: Any, problems: list[Problem], base_dir: Path) -> set
             if not path.is_absolute():
                 path = base_dir / path
             try:
-                account[field] = path.read_text(encoding="utf-8").rstrip("\r\n")
-            except (OSError, UnicodeDecodeError) as err:
-                reason = err.strerror if isinstance(err, OSError) and err.strerror else "unreadable"
-                problems.append(Problem(where, f"cannot read {file_value}: {reason}"))
+                account[field] = read_small_file(path).rstrip("\r\n")
+            except FileProblem as err:
+                problems.append(Problem(where, f"cannot read {file_value}: {err}"))
             else:
                 failed.discard(f"accounts[{i}].{field}")
     return failed
@@ -472,8 +538,7 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Co
     """Read, expand and validate the config file at `path`."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else "unreadable"
-        raise ConfigError([Problem("", f"cannot read config file {path}: {reason}")]) from None
+        text = read_small_file(path, MAX_CONFIG_FILE_BYTES)
+    except FileProblem as err:
+        raise ConfigError([Problem("", f"cannot read config file {path}: {err}")]) from None
     return parse_config(text, env=env, base_dir=path.parent)

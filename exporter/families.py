@@ -334,6 +334,11 @@ EXPORTER: tuple[Family, ...] = (
     Family("connector_exporter_polls", "Polls of this account.", "counter"),
     Family("connector_exporter_poll_failures", "Failed polls of this account.", "counter"),
     Family(
+        "connector_exporter_last_poll_failure_reason",
+        "Why the last poll of this account failed (one series per reason; none: it succeeded).",
+        labels=("reason",),
+    ),
+    Family(
         "connector_exporter_api_requests",
         "Vendor API requests by HTTP status code (or timeout / error).",
         "counter",

@@ -14,6 +14,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from exporter.accounts import AccountBase
 from exporter.config import Config
+from exporter.dropguard import DropGuardState
 from exporter.errors import PollTimeout, VendorError
 from exporter.model import CatalogEntry, Connector, PollResult, Snapshot, StateSets
 from exporter.status import (
@@ -96,6 +97,7 @@ class AccountRunner:
             on_response=self._count_response,
         )
         self.adapter = adapter_cls(account, self.api)
+        self.drop_guard = DropGuardState(account.drop_guard)
         self._lock = asyncio.Lock()
         # Held while a new Published is derived from the current one and swapped in, by a poll
         # or by events, so that neither overwrites the other's change.
@@ -128,6 +130,12 @@ class AccountRunner:
                 snapshot, duplicates = build_snapshot(
                     self.account, self.adapter.states, result, taken_at=self.clock()
                 )
+                last_good = status.snapshot
+                drop = self.drop_guard.check(
+                    len(last_good.connectors) if last_good else None, len(snapshot.connectors)
+                )
+                if drop is not None:
+                    raise drop
                 async with self._publish_lock:
                     replay, self._replay = self._replay or [], None
                     # Rendering 50,000 connectors takes seconds of CPU: off the event loop, so
@@ -154,10 +162,12 @@ class AccountRunner:
             status.last_ok = True
             status.last_success_end = now
             status.last_error = ""
+            status.last_failure_reason = "none"
         else:
             status.failures_total += 1
             status.last_ok = False
             status.last_error = str(error)
+            status.last_failure_reason = error.failure_reason if error else "bad_response"
         fields: dict[str, Any] = {
             "vendor": status.vendor,
             "account": status.account,
@@ -315,6 +325,7 @@ class Scheduler:
             runner = runners[account.key] = AccountRunner(account, config)
             if previous is not None:
                 runner.status = previous.status
+                runner.drop_guard.held = previous.drop_guard.held
                 runner.status.interval = config.interval_of(account)
                 replaced.append(previous)
         # One assignment: a scrape meanwhile sees the old set of accounts or the new one.

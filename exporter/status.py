@@ -156,6 +156,8 @@ class AccountStatus:
     last_success_end: float | None = None
     last_duration: float | None = None
     last_error: str = ""
+    # errors.FAILURE_REASONS: "none" after a success, "" before the first poll
+    last_failure_reason: str = ""
     next_poll: float | None = None
     requests: Counter[str] = field(default_factory=Counter)
     # connector_id -> its webhook telemetry; only connectors of the last published snapshot

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from exporter import __version__
+from exporter.logs import sanitise
 from exporter.model import SEVERITY, Health
 from exporter.status import UNHEALTHY_ROWS, AccountStatus, Unhealthy
 
@@ -39,8 +40,13 @@ th{background:#f6f8fa}td.num{text-align:right}
 """
 
 
+# Names, ids and errors come from vendors: lone surrogates (`\ud800` in their JSON) cannot be
+# encoded, and control characters or a megabyte-long message must not reach the page either.
+TEXT_CAP = 1000
+
+
 def _esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    return html.escape(sanitise(str(value), TEXT_CAP), quote=True)
 
 
 def _age(seconds: float) -> str:

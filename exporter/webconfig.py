@@ -13,7 +13,11 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import re
 import ssl
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,7 +26,13 @@ import bcrypt
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from exporter.config import ConfigError, Problem
+from exporter.config import (
+    MAX_SECRET_FILE_BYTES,
+    ConfigError,
+    FileProblem,
+    Problem,
+    read_small_file,
+)
 
 _UNSUPPORTED = (
     "cipher_suites",
@@ -39,9 +49,24 @@ _TLS_VERSIONS = {
 # Successful checks are cached (as exporter-toolkit does): bcrypt costs ~100 ms of CPU by
 # design, and Prometheus sends the same credentials every scrape.
 _AUTH_CACHE_SIZE = 256
-# Checked against when the user is unknown, so that a wrong user name costs as much time as a
-# wrong password and does not reveal which users exist.
-_DUMMY_HASH = bcrypt.hashpw(b"connector-exporter", bcrypt.gensalt(rounds=10))
+# bcrypt runs on its own threads, never the shared pool that renders scrapes and pages, and at
+# most this many checks wait or run at once; past that an attempt is refused without hashing.
+BCRYPT_THREADS = 1
+BCRYPT_PENDING = 4
+# Per client address: this many failed attempts are free, then each further one blocks the
+# address for twice as long as the last (up to the cap); forgotten after a quiet while.
+FREE_FAILURES = 5
+BLOCK_BASE_SECONDS = 1.0
+BLOCK_CAP_SECONDS = 60.0
+FORGET_AFTER_SECONDS = 600.0
+MAX_TRACKED_ADDRESSES = 10_000
+# Below: fast enough to guess offline; above: each check of a scrape takes seconds of CPU.
+WEAK_BCRYPT_COST = 10
+SLOW_BCRYPT_COST = 15
+_BCRYPT_HASH = re.compile(r"^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$")
+# bcrypt only reads 72 bytes (and bcrypt>=5 refuses more); longer inputs are checked cut, at the
+# same cost, and can never match.
+_BCRYPT_MAX_PASSWORD = 72
 
 
 class _Strict(BaseModel):
@@ -86,12 +111,79 @@ class WebConfigModel(_Strict):
     @model_validator(mode="after")
     def _check(self) -> WebConfigModel:
         for user, hashed in self.basic_auth_users.items():
-            if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+            # The full shape, not a prefix: a file cut short at reload must not load.
+            match = _BCRYPT_HASH.match(hashed)
+            if not match or not 4 <= int(match.group(1)) <= 31:
                 raise ValueError(f"basic_auth_users.{user}: expected a bcrypt hash ($2y$…)")
         unknown = set(self.http_server_config) - {"headers"}
         if unknown:
             raise ValueError(f"http_server_config: not supported: {', '.join(sorted(unknown))}")
         return self
+
+
+def bcrypt_cost(hashed: bytes) -> int:
+    return int(hashed[4:6])
+
+
+@dataclass(frozen=True)
+class _Users:
+    """One generation of basic-auth users and the checks that succeeded against THEM.
+
+    Swapped as one reference at reload: a check in flight during a reload stores its result in
+    the generation it started with, which is then discarded, so no old password survives.
+    """
+
+    users: Mapping[str, bytes]
+    verified: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def dummy(self) -> bytes | None:
+        """The costliest user's hash: an unknown user is checked against it, so that a wrong
+        name costs exactly as much as a wrong password and reveals no user."""
+        return max(self.users.values(), key=bcrypt_cost, default=None)
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    blocked_until: float = 0.0
+    last: float = 0.0
+
+
+class Throttle:
+    """Failed attempts per client address, and how long each address must wait."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._by_address: dict[str, _Failures] = {}
+
+    def retry_after(self, address: str) -> float:
+        """Seconds this address must still wait before its next attempt is checked (0: none)."""
+        entry = self._by_address.get(address)
+        if entry is None:
+            return 0.0
+        now = self._clock()
+        if now - entry.last > FORGET_AFTER_SECONDS:
+            del self._by_address[address]
+            return 0.0
+        return max(0.0, entry.blocked_until - now)
+
+    def failed(self, address: str) -> None:
+        now = self._clock()
+        entry = self._by_address.pop(address, None) or _Failures()
+        if now - entry.last > FORGET_AFTER_SECONDS:
+            entry = _Failures()
+        entry.count += 1
+        entry.last = now
+        over = entry.count - FREE_FAILURES
+        if over > 0:
+            entry.blocked_until = now + min(
+                BLOCK_CAP_SECONDS, BLOCK_BASE_SECONDS * 2 ** min(over, 16)
+            )
+        # Re-inserted last: the dict's order is least recently failed first, evicted first.
+        self._by_address[address] = entry
+        while len(self._by_address) > MAX_TRACKED_ADDRESSES:
+            del self._by_address[next(iter(self._by_address))]
 
 
 @dataclass
@@ -101,41 +193,84 @@ class WebConfig:
     ssl_context: ssl.SSLContext | None = None
     users: dict[str, bytes] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
-    _verified: dict[str, bool] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    _users: _Users = field(default_factory=lambda: _Users({}))
+    # The context new TLS connections switch to (after a reload); see `update_from`.
+    _tls_current: ssl.SSLContext | None = None
+    throttle: Throttle = field(default_factory=Throttle)
+    _executor: ThreadPoolExecutor | None = None
+    _pending: int = 0
+
+    def __post_init__(self) -> None:
+        self._users = _Users(dict(self.users))
 
     @property
     def auth_required(self) -> bool:
-        return bool(self.users)
+        return bool(self._users.users)
 
-    def _check_sync(self, user: str, password: str) -> bool:
-        hashed = self.users.get(user)
-        ok = bcrypt.checkpw(password.encode(), hashed or _DUMMY_HASH)
-        return ok and hashed is not None
+    @staticmethod
+    def _check_sync(generation: _Users, user: str, password: bytes) -> bool:
+        hashed = generation.users.get(user)
+        against = hashed or generation.dummy
+        if against is None:
+            return False
+        ok = bcrypt.checkpw(password[:_BCRYPT_MAX_PASSWORD], against)
+        return ok and hashed is not None and len(password) <= _BCRYPT_MAX_PASSWORD
+
+    async def authorize(self, user: str, password: str, address: str) -> str:
+        """ "ok", "denied" (wrong credentials) or "throttled" (not checked: too many failures
+        from this address, or too many checks waiting)."""
+        generation = self._users  # read once: the generation this check belongs to
+        raw = password.encode("utf-8", "surrogateescape")
+        key = hashlib.sha256(user.encode("utf-8", "surrogateescape") + b"\x00" + raw).hexdigest()
+        if generation.verified.get(key):
+            return "ok"
+        if self.throttle.retry_after(address) > 0 or self._pending >= BCRYPT_PENDING:
+            return "throttled"
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(BCRYPT_THREADS, thread_name_prefix="bcrypt")
+        self._pending += 1
+        try:
+            loop = asyncio.get_running_loop()
+            ok = await loop.run_in_executor(self._executor, self._check_sync, generation, user, raw)
+        finally:
+            self._pending -= 1
+        if not ok:
+            self.throttle.failed(address)
+            return "denied"
+        if len(generation.verified) >= _AUTH_CACHE_SIZE:
+            generation.verified.clear()
+        generation.verified[key] = True
+        return "ok"
 
     async def check(self, user: str, password: str) -> bool:
-        """Whether the credentials are valid; bcrypt runs off the event loop."""
-        key = hashlib.sha256(f"{user}\x00{password}".encode()).hexdigest()
-        cached = self._verified.get(key)
-        if cached is not None:
-            return cached
-        ok = await asyncio.to_thread(self._check_sync, user, password)
-        if ok:
-            if len(self._verified) >= _AUTH_CACHE_SIZE:
-                self._verified.clear()
-            self._verified[key] = True
-        return ok
+        """Whether the credentials are valid (no throttling: for callers without an address)."""
+        return await self.authorize(user, password, "") == "ok"
+
+    def _switch_context(self, ssl_object: Any, _name: str | None, _ctx: ssl.SSLContext) -> None:
+        # Called on every ClientHello: the handshake goes on with the newest certificates and
+        # client CA. Loading into the listening context would ADD the new CA to the old one.
+        if self._tls_current is not None:
+            ssl_object.context = self._tls_current
 
     def update_from(self, other: WebConfig) -> None:
-        """Take over `other`'s users and headers; TLS certificates are reloaded in place."""
+        """Take over `other`'s users, headers and TLS context (for new connections)."""
         self.users = other.users
         self.headers = other.headers
-        self._verified = {}
+        self.warnings = other.warnings
+        self._users = _Users(dict(other.users))
+        if self.ssl_context is not None and other.ssl_context is not None:
+            self._tls_current = other.ssl_context
+            self.ssl_context.sni_callback = self._switch_context
+
+    def shutdown(self) -> None:
+        """Stop the bcrypt thread without waiting for a check in progress."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _tls_context(
-    tls: TLSServerConfig, base: Path, context: ssl.SSLContext | None = None
-) -> ssl.SSLContext:
-    ctx = context or ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+def _tls_context(tls: TLSServerConfig, base: Path) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = _TLS_VERSIONS[tls.min_version]
     ctx.maximum_version = _TLS_VERSIONS[tls.max_version]
     ctx.load_cert_chain(base / tls.cert_file, base / tls.key_file)
@@ -149,19 +284,28 @@ def _tls_context(
     return ctx
 
 
-def load_web_config(path: str | Path, context: ssl.SSLContext | None = None) -> WebConfig:
+def load_web_config(path: str | Path) -> WebConfig:
     """Read and validate a web config file; raises ConfigError listing the problems.
 
-    With `context`, new certificates are loaded into that existing context, which the running
-    server picks up for every new connection (how SIGHUP rotates certificates).
+    A fresh TLS context is built each time; `WebConfig.update_from` makes the running server's
+    new connections use it (how SIGHUP rotates certificates and client CAs).
     """
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError) as err:
+        raw = yaml.safe_load(read_small_file(path, MAX_SECRET_FILE_BYTES))
+    except FileProblem as err:
         raise ConfigError([Problem("", f"cannot read web config {path}: {err}")]) from None
     except yaml.YAMLError as err:
-        raise ConfigError([Problem("", f"web config {path}: invalid YAML: {err}")]) from None
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError([Problem("", f"web config {path}: invalid YAML{where}")]) from None
+    # An empty file (or one cut before its first key) would silently turn TLS and
+    # authentication off: a web config must say something.
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError([Problem("", f"web config {path} is empty or not a YAML mapping")])
+    for key, value in raw.items():
+        if value is None:
+            raise ConfigError([Problem(str(key), "is empty (a file cut short?)")])
     try:
         model = WebConfigModel.model_validate(raw)
     except ValidationError as err:
@@ -174,16 +318,31 @@ def load_web_config(path: str | Path, context: ssl.SSLContext | None = None) -> 
     ssl_context = None
     if model.tls_server_config is not None:
         try:
-            ssl_context = _tls_context(model.tls_server_config, base, context)
+            ssl_context = _tls_context(model.tls_server_config, base)
         except (OSError, ssl.SSLError) as err:
             raise ConfigError(
                 [Problem("tls_server_config", f"cannot load certificates: {err}")]
             ) from None
     headers = model.http_server_config.get("headers") or {}
+    users = {u: h.encode() for u, h in model.basic_auth_users.items()}
+    warnings = []
+    for user, hashed in users.items():
+        cost = bcrypt_cost(hashed)
+        if cost < WEAK_BCRYPT_COST:
+            warnings.append(
+                f"basic_auth_users.{user}: bcrypt cost {cost} is weak (below "
+                f"{WEAK_BCRYPT_COST}): a stolen hash is quick to crack; re-hash with cost 10-12"
+            )
+        elif cost > SLOW_BCRYPT_COST:
+            warnings.append(
+                f"basic_auth_users.{user}: bcrypt cost {cost} makes every new client's check "
+                "take seconds of CPU; cost 10-12 is the usual choice"
+            )
     return WebConfig(
         ssl_context=ssl_context,
-        users={u: h.encode() for u, h in model.basic_auth_users.items()},
+        users=users,
         headers={str(k): str(v) for k, v in headers.items()},
+        warnings=warnings,
     )
 
 
@@ -192,9 +351,13 @@ def parse_basic_auth(header: str) -> tuple[str, str] | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic" or not value:
         return None
+    value = value.strip()
+    # Far longer than any user:password pair; base64 of non-ASCII text is a ValueError.
+    if len(value) > 4096 or not value.isascii():
+        return None
     try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
         return None
     user, sep, password = decoded.partition(":")
     return (user, password) if sep else None

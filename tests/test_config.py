@@ -105,7 +105,7 @@ accounts:
         "accounts[0].colour: unknown key",
         "accounts[1]: unknown vendor; expected one of: " + ", ".join(_vendors()),
         "accounts[2].include: item 0: invalid regular expression: "
-        "missing ), unterminated subpattern at position 0",
+        "missing ): ( (RE2 syntax: no lookarounds nor backreferences)",
         "accounts[2].token: required key is missing",
         "accounts[2].categories[1]: Input should be 'hris', 'ats' or 'lms'",
         "surprise: unknown key",

@@ -160,7 +160,7 @@ def translate_catalog(items: Iterable[Any]) -> list[CatalogEntry]:
 def parse_page(data: Any) -> tuple[list[Any], str | None]:
     """A list page's `data` and its next cursor (`meta.cursors.next`, null at the end)."""
     body = expect_mapping(data, "response")
-    items = expect_list(body.get("data", []), "response.data")
+    items = expect_list(body.get("data"), "response.data")
     cursors = as_mapping(as_mapping(body.get("meta")).get("cursors"))
     return items, optional_cursor(cursors.get("next"))
 

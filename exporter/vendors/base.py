@@ -11,10 +11,20 @@ import hmac
 import json
 import random
 import time
+import zlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
@@ -27,9 +37,13 @@ from exporter.errors import (
     BadResponse,
     RateLimited,
     RequestRejected,
+    RequestTimedOut,
+    TooLarge,
+    TransportFailed,
     Unavailable,
     VendorError,
 )
+from exporter.logs import longest_first, redact_with, sanitise, secret_forms
 from exporter.model import Connector, PollResult, StateSets
 
 # Retry policy (SPEC §4): capped exponential backoff with full jitter, Retry-After honoured
@@ -38,8 +52,14 @@ BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 30.0
 RETRY_AFTER_CAP_SECONDS = 60.0
 CONNECT_TIMEOUT_SECONDS = 5.0
-# No real page is anywhere near this; a body past it is a misbehaving server, not data.
+# No real page is anywhere near this; a body past it is a misbehaving server, not data. It
+# bounds the DECODED body: 2 KB of stacked gzip can inflate to gigabytes.
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+# Each decoding step produces at most this much at a time, so that memory stays bounded by the
+# cap whatever the compression ratio or the number of stacked encodings.
+DECODE_STEP_BYTES = 256 * 1024
+# What we can decode with a bounded output; anything else a vendor sends is a bad response.
+ACCEPT_ENCODING = "gzip, deflate"
 # Pagination safety net on top of the repeated-cursor check: 5,000 pages of 1,000 connectors.
 MAX_PAGES = 5_000
 USER_AGENT = f"connector-exporter/{__version__}"
@@ -109,6 +129,95 @@ def vendor_message(body: bytes) -> str:
     return ""
 
 
+class _Overflow(Exception):
+    """The decoded body ran past the cap."""
+
+
+class _Layer:
+    """One Content-Encoding being undone, its output handed out DECODE_STEP_BYTES at a time."""
+
+    def __init__(self, coding: str) -> None:
+        self.coding = coding
+        self.obj = self._new()
+        self._deflate_sniffed = coding != "deflate"
+        self._pending = b""
+
+    def _new(self) -> Any:
+        # gzip: wbits 16+; deflate: zlib-wrapped, or raw as some servers send it (see below)
+        return zlib.decompressobj(16 + zlib.MAX_WBITS if self.coding == "gzip" else zlib.MAX_WBITS)
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if not self._deflate_sniffed:
+            # "deflate" is meant to be zlib-wrapped, but servers send raw deflate too: the
+            # first byte of a zlib stream says which (as browsers and httpx decide).
+            data = self._pending + data
+            if len(data) < 2:
+                self._pending = data
+                return
+            self._deflate_sniffed = True
+            if (data[0] & 0x0F) != 8 or ((data[0] << 8) | data[1]) % 31:
+                self.obj = zlib.decompressobj(-zlib.MAX_WBITS)
+        while True:
+            if self.obj.eof:
+                rest = self.obj.unused_data + data
+                if not rest or self.coding != "gzip":
+                    return  # trailing bytes after a deflate stream are ignored, as httpx does
+                self.obj = self._new()  # gzip members may be concatenated (RFC 1952)
+                data = rest
+            out = self.obj.decompress(data, DECODE_STEP_BYTES)
+            data = self.obj.unconsumed_tail
+            if out:
+                yield out
+            # a full step may leave output behind with no input left: ask again
+            if not data and len(out) < DECODE_STEP_BYTES:
+                return
+
+    def finish(self) -> Iterator[bytes]:
+        if not self._deflate_sniffed and self._pending:
+            yield from self.feed(b"")
+        if not self.obj.eof:
+            raise zlib.error(f"{self.coding} stream ended early")
+
+
+class Decoder:
+    """The body behind a Content-Encoding list, decoded with every step's output bounded."""
+
+    def __init__(self, content_encoding: str, cap: int = MAX_RESPONSE_BYTES) -> None:
+        codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+        codings = [c for c in codings if c != "identity"]
+        unknown = [c for c in codings if c not in ("gzip", "x-gzip", "deflate")]
+        if unknown:
+            raise ValueError(f"unsupported Content-Encoding {sanitise(unknown[0], 40)!r}")
+        # The last coding applied is the first one undone.
+        self.layers = [_Layer("gzip" if c == "x-gzip" else c) for c in reversed(codings)]
+        self.cap = cap
+        self.size = 0
+
+    def _through(self, index: int, data: bytes) -> Iterator[bytes]:
+        if index == len(self.layers):
+            self.size += len(data)
+            if self.size > self.cap:
+                raise _Overflow
+            yield data
+            return
+        for piece in self.layers[index].feed(data):
+            yield from self._through(index + 1, piece)
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """Decoded bytes for this raw chunk; _Overflow past the cap, zlib.error if corrupt."""
+        return self._through(0, data)
+
+    def finish(self) -> Iterator[bytes]:
+        for index, layer in enumerate(self.layers):
+            for piece in layer.finish():
+                yield from self._through(index + 1, piece)
+
+
+def _no_cookies() -> CookieJar:
+    """A jar that keeps nothing: a vendor's Set-Cookie must never be sent back (no state)."""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+
 @dataclass
 class ApiClient:
     """Async JSON GETs against one vendor account: auth headers, timeouts, retries, caps."""
@@ -124,12 +233,18 @@ class ApiClient:
     # account, not one request: when concurrent requests run (detail requests per listed item), one
     # 429 pauses them all until its Retry-After instead of each finding out on its own.
     _resume_at: float = 0.0
+    _forms: tuple[str, ...] | None = None
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(
                 base_url=self.base_url,
-                headers={"User-Agent": USER_AGENT, **self.headers},
+                headers={
+                    "User-Agent": USER_AGENT,
+                    "Accept-Encoding": ACCEPT_ENCODING,
+                    **self.headers,
+                },
+                cookies=_no_cookies(),
                 timeout=httpx.Timeout(
                     self.settings.request_timeout,
                     connect=min(CONNECT_TIMEOUT_SECONDS, self.settings.request_timeout),
@@ -145,32 +260,47 @@ class ApiClient:
             self._client = None
 
     def redact(self, text: str) -> str:
-        """`text` with every credential of this account replaced; errors may echo requests."""
-        for secret in self.secrets:
-            if secret:
-                text = text.replace(secret, "[REDACTED]")
-        return text[:300]
+        """`text` with every credential of this account replaced, in every form it can be
+        echoed (the Basic pair's base64, the header, escaped or URL-encoded copies), then
+        sanitised and capped: errors may echo requests and vendors' text reaches logs and /."""
+        if self._forms is None:
+            self._forms = longest_first(secret_forms(self.secrets, self.headers))
+        # Redacted before the cap, so that a cut never leaves half a secret to be found.
+        return sanitise(redact_with(self._forms, text))
 
     async def _send(
         self, path: str, params: Mapping[str, Any]
     ) -> tuple[int, Mapping[str, str], bytes]:
-        """One request, body read up to the cap; raises httpx errors as they come."""
+        """One request, body read and decoded up to the cap; raises httpx errors as they come."""
         client = self._http()
         # httpx's timeout applies per phase (connect, each read); this bounds the whole request.
         async with asyncio.timeout(self.settings.request_timeout):
             async with client.stream("GET", path, params=params) as response:
+                status = response.status_code
+                # Raw bytes, decoded here: httpx decodes each raw chunk in one piece, so a
+                # stacked gzip bomb would be in memory before any size check could run.
+                try:
+                    decoder = Decoder(response.headers.get("content-encoding", ""))
+                except ValueError as err:
+                    raise BadResponse(f"GET {path}: HTTP {status}: {err}", status=status) from None
                 chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > MAX_RESPONSE_BYTES:
-                        raise BadResponse(
-                            f"GET {path}: HTTP {response.status_code} body larger than "
-                            f"{MAX_RESPONSE_BYTES} bytes",
-                            status=response.status_code,
-                        )
-                    chunks.append(chunk)
-                return response.status_code, response.headers, b"".join(chunks)
+                try:
+                    async for raw in response.aiter_raw():
+                        chunks.extend(decoder.feed(raw))
+                    chunks.extend(decoder.finish())
+                except _Overflow:
+                    raise TooLarge(
+                        f"GET {path}: HTTP {status} body larger than {MAX_RESPONSE_BYTES} "
+                        "bytes once decoded",
+                        status=status,
+                    ) from None
+                except zlib.error:
+                    raise BadResponse(
+                        f"GET {path}: HTTP {status} body is not valid "
+                        f"{sanitise(response.headers.get('content-encoding', ''), 40)}",
+                        status=status,
+                    ) from None
+                return status, response.headers, b"".join(chunks)
 
     async def _wait_if_paused(self) -> None:
         """Wait out the account-wide pause a 429 set, if any."""
@@ -197,11 +327,11 @@ class ApiClient:
                 raise
             except (TimeoutError, httpx.TimeoutException) as err:
                 self.on_response("timeout")
-                error: VendorError = Unavailable(f"GET {path}: timed out")
+                error: VendorError = RequestTimedOut(f"GET {path}: timed out")
                 cause: BaseException = err
             except httpx.HTTPError as err:
                 self.on_response("error")
-                error = Unavailable(self.redact(f"GET {path}: {type(err).__name__}: {err}"))
+                error = TransportFailed(self.redact(f"GET {path}: {type(err).__name__}: {err}"))
                 cause = err
             else:
                 self.on_response(str(status))
@@ -233,7 +363,7 @@ class ApiClient:
         try:
             return json.loads(body)
         except ValueError as err:
-            ctype = headers.get("content-type", "no content type").split(";")[0]
+            ctype = sanitise(headers.get("content-type", "no content type").split(";")[0], 60)
             raise BadResponse(
                 f"GET {path}: HTTP {status} body is not valid JSON ({ctype}, {len(body)} bytes)",
                 status=status,

@@ -120,7 +120,7 @@ def translate(items: Iterable[Any], category: str) -> list[Connector]:
 
 def parse_page(data: Any) -> tuple[list[Any], str | None]:
     body = expect_mapping(data, "response")
-    return expect_list(body.get("items", []), "response.items"), optional_cursor(body.get("cursor"))
+    return expect_list(body.get("items"), "response.items"), optional_cursor(body.get("cursor"))
 
 
 class BindbeeAdapter(Adapter[BindbeeAccount]):

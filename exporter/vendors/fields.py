@@ -31,7 +31,9 @@ def parse_timestamp(value: object) -> float | None:
     if dt.tzinfo is None:
         # Vendors document UTC; a naive timestamp is read as UTC, never as local time.
         dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+    seconds = dt.timestamp()
+    # A zero date (1970-01-01, 0001-01-01) is a vendor's "never", not an event 56 years ago.
+    return seconds if seconds > 0 else None
 
 
 def as_float(value: object) -> float | None:

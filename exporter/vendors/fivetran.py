@@ -171,7 +171,7 @@ def translate(items: Iterable[Any]) -> list[Connector]:
 def parse_page(data: Any) -> tuple[list[Any], str | None]:
     """A page's items and next cursor. The docs show `next_cursor`; the seed shows `nextCursor`."""
     body = expect_mapping(expect_mapping(data, "response").get("data"), "response.data")
-    items = expect_list(body.get("items", []), "response.data.items")
+    items = expect_list(body.get("items"), "response.data.items")
     cursor = optional_cursor(body.get("next_cursor")) or optional_cursor(body.get("nextCursor"))
     return items, cursor
 

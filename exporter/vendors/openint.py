@@ -137,7 +137,7 @@ def translate_catalog(items: Iterable[Any]) -> list[CatalogEntry]:
 def parse_page(data: Any) -> tuple[list[Any], int | None]:
     """A page's items and the listing's `total` (None when absent or not a count)."""
     body = expect_mapping(data, "response")
-    items = expect_list(body.get("items", []), "response.items")
+    items = expect_list(body.get("items"), "response.items")
     total = body.get("total")
     if isinstance(total, bool) or not isinstance(total, int) or total < 0:
         total = None

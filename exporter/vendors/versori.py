@@ -137,7 +137,7 @@ def translate(items: Iterable[Any], organisation_id: str) -> list[Connector]:
 def parse_page(data: Any) -> tuple[list[Any], str | None]:
     """A ConnectorPage's connectors and its `next` cursor (absent or empty at the end)."""
     body = expect_mapping(data, "response")
-    items = expect_list(body.get("connectors", []), "response.connectors")
+    items = expect_list(body.get("connectors"), "response.connectors")
     return items, optional_cursor(body.get("next"))
 
 

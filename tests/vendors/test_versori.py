@@ -102,7 +102,8 @@ def test_credential_data_is_never_carried() -> None:
     assert all(SENTINEL not in repr(c) for c in connections().values())
 
 
-@pytest.mark.parametrize("data", [[], {"connectors": "x"}, 3])
+# a page without its list is a bad response, not an empty listing
+@pytest.mark.parametrize("data", [[], {"connectors": "x"}, {"next": None}, 3])
 def test_parse_page_rejects_wrong_shapes(data: Any) -> None:
     with pytest.raises(BadResponse):
         versori.parse_page(data)
@@ -113,7 +114,7 @@ def test_parse_page_rejects_wrong_shapes(data: Any) -> None:
     [
         ({"connectors": [], "next": "abc"}, "abc"),
         ({"connectors": []}, None),
-        ({"next": None}, None),
+        ({"connectors": [], "next": None}, None),
     ],
 )
 def test_parse_page_cursor(data: dict[str, Any], cursor: str | None) -> None:
