@@ -63,11 +63,11 @@ def exporter_families(
             duration.add_metric(ids, s.last_duration)
         polls.add_metric(ids, float(s.polls_total))
         failures.add_metric(ids, float(s.failures_total))
-        if s.last_failure_reason:
+        # "none" after a success; no series before the first poll ends
+        current = "none" if s.last_ok else s.last_failure_reason
+        if current:
             for reason in FAILURE_REASONS:
-                failure_reason.add_metric(
-                    [*ids, reason], 1.0 if reason == s.last_failure_reason else 0.0
-                )
+                failure_reason.add_metric([*ids, reason], 1.0 if reason == current else 0.0)
         for code in sorted(s.requests):
             requests.add_metric([*ids, code], float(s.requests[code]))
         snapshot = s.snapshot

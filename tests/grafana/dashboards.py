@@ -47,7 +47,6 @@ SPEC6_METRICS = frozenset(
         "connector_last_event_timestamp_seconds",
         "connector_exporter_webhook_requests_total",
         # §6.3 exporter self metrics (exporter health)
-        "connector_exporter_last_poll_failure_reason",
         "connector_exporter_shard_ordinal",
         "connector_exporter_total_shards",
     }
@@ -55,7 +54,7 @@ SPEC6_METRICS = frozenset(
 # Names a panel may read that the polling-only stack of these tests does not produce: the
 # webhook families appear only once a vendor's webhooks arrive (tests/webhooks/ and
 # tests/alerts/test_webhook_e2e.py cover them end to end; test_spec6_queries.py checks every
-# query of them with promtool), and the poll failure reason lands with the hardening work.
+# query of them with promtool).
 # A test fails once one of them is served here: take it out, and the end-to-end test then
 # demands data from its panels.
 PENDING_METRICS = frozenset(
@@ -64,7 +63,6 @@ PENDING_METRICS = frozenset(
         "connector_last_sync_duration_seconds",
         "connector_last_event_timestamp_seconds",
         "connector_exporter_webhook_requests_total",
-        "connector_exporter_last_poll_failure_reason",
     }
 )
 
