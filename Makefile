@@ -9,7 +9,7 @@ TOOLS := .tools
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: all venv tools demo test lint fmt bench clean
+.PHONY: all venv tools demo test test-fast lint fmt bench clean
 
 all: lint test
 
@@ -70,6 +70,10 @@ demo: venv
 
 test: venv tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The edit loop: no external servers, installs or long runs (the `slow` and `e2e` markers).
+test-fast: venv tools-apt
+	$(BIN)/python -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

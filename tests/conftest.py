@@ -161,3 +161,48 @@ def start_daemon(
         with log.open("wb") as out:
             proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
     return proc, port
+
+
+# --- the `slow` marker ---------------------------------------------------------------------
+# What `make test-fast` (the edit loop) leaves to `make test`: tests that start servers or other
+# programs (Prometheus, Alertmanager, promtool, amtool, helm, Chromium, the demo, the exporter as
+# a process), replay an image build with pip, or run long on purpose (soak, chaos, property and
+# secrets sweeps). By node id prefix, in one place, so that a new test in these folders or files
+# is slow without a marker to remember; `e2e` tests are slow too. A prefix naming a test that
+# its file no longer has is an error, so that a rename cannot quietly make a slow test fast.
+SLOW = (
+    # promtool, amtool, Alertmanager on every rule; Prometheus and the webhook end to end
+    "tests/alerts/",
+    "tests/docker/test_dockerfile.py::test_build_replay_installs_a_working_exporter",
+    "tests/grafana/test_e2e.py",
+    "tests/helm/",
+    "tests/reliability/",
+    "tests/test_demo.py",
+    "tests/test_statuspage.py::test_browser_",
+    # the exporter as a process: the daemon (signals, TLS, auth, reloads) and one-shot commands
+    "tests/test_daemon.py",
+    "tests/test_security.py",
+    "tests/test_cli.py::test_every_bad_input_is_one_clear_line_and_exit_2",
+    "tests/test_cli.py::test_check_config_lists_field_and_cross_account_problems_in_one_pass",
+    "tests/test_cli.py::test_example_config_covers_every_vendor_and_passes_check_config",
+    "tests/test_config.py::test_non_finite_interval_is_a_config_error_not_a_crash",
+    "tests/test_config.py::test_check_config_cli_exit_codes_and_no_secret_echo",
+    "tests/test_config.py::test_check_config_from_environment_and_missing",
+    "tests/test_config.py::test_run_rejects_invalid_config_with_exit_2",
+    "tests/test_config.py::test_version",
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    modules: dict[str, object] = {}
+    for item in items:
+        if item.nodeid.startswith(SLOW) or item.get_closest_marker("e2e") is not None:
+            item.add_marker(pytest.mark.slow)
+        if isinstance(item, pytest.Function):
+            modules[item.nodeid.split("::")[0]] = item.module
+    for prefix in SLOW:
+        path, _, name = prefix.partition("::")
+        module = modules.get(path)
+        if name and module is not None and not any(a.startswith(name) for a in dir(module)):
+            raise pytest.UsageError(f"tests/conftest.py SLOW names no test: {prefix}")

@@ -5,6 +5,7 @@ floor, and the example config that check-config accepts as shipped."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import socket
@@ -15,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from exporter.accounts import CatalogAndConnections
 from exporter.cli import DEFAULT_DEMO_LISTEN_ADDRESS, build_parser
 from exporter.config import DEFAULT_LISTEN_ADDRESS, ConfigError, parse_config
+from exporter.simulator import SPECS
 from exporter.vendors import REGISTRY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,7 +89,7 @@ def bad_inputs(tmp_path: Path, good: str, taken: int) -> list[tuple[list[str], s
         (["run", "--config", str(fast)], "at least 1m for fivetran"),
         (["run"], "no config file"),
         (["run", "--config", str(tmp_path / "missing.yml")], "No such file or directory"),
-        (["run", "--config", str(tmp_path)], "Is a directory"),
+        (["run", "--config", str(tmp_path)], "not a regular file"),
         (["run", "--config", str(not_utf8)], "cannot read config file"),
         (["run", "--frobnicate"], "unrecognized arguments"),
         (["demo", "--listen-address", "9841"], "the port is missing"),
@@ -149,7 +152,13 @@ def test_help_texts_name_defaults_and_forms() -> None:
 
 
 # --- check-config: one pass -------------------------------------------------------------
-ONE_PASS = """
+# A vendor with two listings that an account may switch both off (the first the registry has),
+# polled with its simulator's account: only the two switches are wrong with it.
+BOTH_OFF = next(v for v, s in REGISTRY.items() if issubclass(s.account, CatalogAndConnections))
+NOTHING_TO_POLL = json.dumps(
+    {**SPECS[BOTH_OFF].account("http://127.0.0.1:9"), "catalog": False, "connections": False}
+)
+ONE_PASS = f"""
 pol_interval: 5m
 max_retries: 99
 accounts:
@@ -159,12 +168,12 @@ accounts:
     name: prod
     api_key: k
     api_secret_fil: /run/secrets/x
-  - {vendor: bindbee, name: hr, token: a, tokn: b}
-  - {vendor: bindbee, name: hr, token: b}
-  - {vendor: openint, name: o, token: t, catalog: false, connections: false}
-  - {vendor: bindbee, name: fast, token: k, poll_interval: 5s}
-  - {vendor: bindbee, name: local, token: t, poll_interval: 1s,
-     base_url: "http://127.0.0.1:9900/bindbee"}
+  - {{vendor: bindbee, name: hr, token: a, tokn: b}}
+  - {{vendor: bindbee, name: hr, token: b}}
+  - {NOTHING_TO_POLL}
+  - {{vendor: bindbee, name: fast, token: k, poll_interval: 5s}}
+  - {{vendor: bindbee, name: local, token: t, poll_interval: 1s,
+     base_url: "http://127.0.0.1:9900/bindbee"}}
 """
 
 

@@ -1,25 +1,31 @@
-"""Every endpoint the simulators serve, crawled over HTTP and checked against the vendors' schemas.
+"""Crawling what the simulators serve over HTTP, and checking it against the vendors' schemas.
 
 The schemas in tests/schemas/ are the vendors' own published definitions (tests/schemas/README.md
-names each source). A crawl follows every page with a small page size, with each vendor's real
-auth, so that pagination is exercised and every connector is seen.
+names each source). Which endpoints a vendor has, their schemas and how to crawl them are the
+vendor's own: its quirk test module (tests/vendors/test_<vendor>.py) declares SCHEMA_ENDPOINTS.
+A crawl follows every page with a small page size, with the auth headers the exporter sends, so
+that pagination is exercised and every connector is seen.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from uuid import UUID
 
 import httpx
 from jsonschema import Draft202012Validator, FormatChecker
 
-from exporter.simulator import Simulator
+from exporter.simulator import SPECS, Simulator
+from exporter.vendors import REGISTRY
+from tests.conftest import make_config
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
 # Small pages: every listing of a curated fleet spans several of them.
@@ -28,38 +34,27 @@ PAGE = 2
 MAX_PAGES = 2000
 
 
+# One served page: the URL it was fetched from, and its JSON body.
+Page = tuple[str, Any]
+# How to fetch every page an endpoint serves now.
+Crawl = Callable[["Crawler"], Awaitable[list[Page]]]
+
+
 @dataclass(frozen=True)
 class Endpoint:
-    """One endpoint of one vendor, and the schema (file, optional `$defs` entry) its body has."""
+    """One endpoint a vendor's simulator serves, as its quirk test module declares it.
+
+    `schema` is a file in tests/schemas/ (`ref` one of its `$defs`); `crawl` fetches every page
+    the endpoint serves now; `out_of_spec` says the `out_of_spec` fault makes it serve values
+    the schema rejects (what real accounts are known to send).
+    """
 
     name: str
-    vendor: str
     schema: str
+    crawl: Crawl
     ref: str | None = None
+    out_of_spec: bool = False
 
-
-ENDPOINTS = (
-    Endpoint("fivetran GET /v1/connections", "fivetran", "fivetran_list_connections.json"),
-    Endpoint("fivetran GET /v1/connectors", "fivetran", "fivetran_list_connectors_legacy.json"),
-    Endpoint(
-        "bindbee GET /api/hris/v1/connectors",
-        "bindbee",
-        "bindbee_connectors.json",
-        "PaginatedResponse_HrisConnectorResponse_",
-    ),
-    Endpoint(
-        "bindbee GET /api/{ats,lms}/v1/connectors",
-        "bindbee",
-        "bindbee_connectors.json",
-        "PaginatedResponse_ConnectorResponse_",
-    ),
-    Endpoint("apideck GET /connector/connectors", "apideck", "apideck_connector_connectors.json"),
-    Endpoint("apideck GET /vault/consumers", "apideck", "apideck_vault_consumers.json"),
-    Endpoint("apideck GET /vault/consumers/{id}", "apideck", "apideck_vault_consumer.json"),
-    Endpoint("openint GET /connector", "openint", "openint_connector.json"),
-    Endpoint("openint GET /connection", "openint", "openint_connection.json"),
-    Endpoint("versori GET /o/{org}/connectors", "versori", "versori_connectors.json"),
-)
 
 # The formats the schemas use that say something about a served value. `ulid` (Versori ids)
 # and `uri` are not asserted: the simulators use readable ids that tests name, and URIs
@@ -106,30 +101,46 @@ def problems(endpoint: Endpoint, url: str, body: Any) -> list[str]:
     return sorted(out)
 
 
-def headers(sim: Simulator, vendor: str) -> dict[str, str]:
-    """The vendor's real auth headers, from the account the exporter would poll it with."""
-    account = next(a for a in sim.accounts() if a["vendor"] == vendor)
-    if vendor == "fivetran":
-        basic = httpx.BasicAuth(account["api_key"], account["api_secret"])
-        request = next(basic.auth_flow(httpx.Request("GET", "http://x")))
-        return {"Authorization": request.headers["Authorization"]}
-    if vendor == "apideck":
-        return {
-            "Authorization": f"Bearer {account['api_key']}",
-            "x-apideck-app-id": account["app_id"],
-        }
-    return {"Authorization": f"Bearer {account['token']}"}
+def vendor_tests(vendor: str) -> ModuleType:
+    """tests/vendors/test_<vendor>.py: its quirks, and what its simulator serves."""
+    return importlib.import_module(f"tests.vendors.test_{vendor}")
+
+
+def endpoints() -> list[tuple[str, Endpoint]]:
+    """(vendor, endpoint) for every endpoint of every registered vendor, in registry order.
+
+    Each vendor's quirk test module declares SCHEMA_ENDPOINTS; one without it (or with none)
+    fails here, at collection, rather than leaving its simulator unchecked.
+    """
+    found: list[tuple[str, Endpoint]] = []
+    for vendor in REGISTRY:
+        declared = getattr(vendor_tests(vendor), "SCHEMA_ENDPOINTS", ())
+        assert declared, f"tests/vendors/test_{vendor}.py declares no SCHEMA_ENDPOINTS"
+        found += [(vendor, e) for e in declared]
+    return found
 
 
 class Crawler:
-    """Fetches every page of every endpoint of a running simulator."""
+    """Fetches pages from a running simulator with each vendor's real auth headers: those the
+    exporter's adapter sends for the config account that polls that simulator."""
 
     def __init__(self, sim: Simulator, client: httpx.AsyncClient) -> None:
         self.sim, self.client = sim, client
+        self._headers: dict[str, dict[str, str]] = {}
 
-    async def get(self, vendor: str, path: str, params: Mapping[str, str | int]) -> tuple[str, Any]:
+    def account(self, vendor: str) -> dict[str, Any]:
+        """The config account (a mapping, as in a config file) that polls `vendor`."""
+        return SPECS[vendor].account(self.sim.url(vendor))
+
+    def headers(self, vendor: str) -> dict[str, str]:
+        if vendor not in self._headers:
+            account = make_config([self.account(vendor)]).accounts[0]
+            self._headers[vendor] = REGISTRY[vendor].adapter.headers(account)
+        return self._headers[vendor]
+
+    async def get(self, vendor: str, path: str, params: Mapping[str, str | int]) -> Page:
         response = await self.client.get(
-            self.sim.url(vendor) + path, params=dict(params), headers=headers(self.sim, vendor)
+            self.sim.url(vendor) + path, params=dict(params), headers=self.headers(vendor)
         )
         assert response.status_code == 200, (response.url, response.status_code, response.text)
         assert response.headers["content-type"].startswith("application/json")
@@ -141,10 +152,10 @@ class Crawler:
         path: str,
         size: Mapping[str, int],
         cursor_param: str,
-        next_cursor: Any,
-    ) -> list[tuple[str, Any]]:
+        next_cursor: Callable[[Any], Any],
+    ) -> list[Page]:
         """Pages of a cursor listing: `next_cursor(body)` gives the next cursor or None."""
-        pages: list[tuple[str, Any]] = []
+        pages: list[Page] = []
         params: dict[str, str | int] = dict(size)
         for _ in range(MAX_PAGES):
             url, body = await self.get(vendor, path, params)
@@ -155,77 +166,42 @@ class Crawler:
             params[cursor_param] = cursor
         raise AssertionError(f"{path} did not end within {MAX_PAGES} pages")
 
-    async def offset_pages(self, vendor: str, path: str) -> list[tuple[str, Any]]:
-        """Pages of an OpenInt listing, until an empty page (neither `total` nor
-        `has_next_page` is trusted: the real server computes both oddly)."""
-        pages: list[tuple[str, Any]] = []
+    async def offset_pages(
+        self,
+        vendor: str,
+        path: str,
+        items: Callable[[Any], Any],
+    ) -> list[Page]:
+        """Pages of a `limit`/`offset` listing, until a page whose `items(body)` is empty (a
+        page's own totals or "has next" flags are not trusted)."""
+        pages: list[Page] = []
         offset = 0
         for _ in range(MAX_PAGES):
             url, body = await self.get(vendor, path, {"limit": PAGE, "offset": offset})
             pages.append((url, body))
-            items = body.get("items") if isinstance(body, dict) else None
-            if not items:
+            found = items(body) if isinstance(body, dict) else None
+            if not found:
                 return pages
-            offset += len(items)
+            offset += len(found)
         raise AssertionError(f"{path} did not end within {MAX_PAGES} pages")
-
-    async def crawl(self, endpoint: Endpoint) -> list[tuple[str, Any]]:
-        """Every page `endpoint` serves now, as (url, body)."""
-        name = endpoint.name
-        if name.startswith("fivetran"):
-            path = name.split(" ", 2)[2]
-            key = "next_cursor" if path.endswith("connections") else "nextCursor"
-            return await self.cursor_pages(
-                "fivetran", path, {"limit": PAGE}, "cursor", lambda b: b["data"].get(key)
-            )
-        if name.startswith("bindbee"):
-            categories = ("hris",) if "hris" in name else ("ats", "lms")
-            pages = []
-            for category in categories:
-                pages += await self.cursor_pages(
-                    "bindbee",
-                    f"/api/{category}/v1/connectors",
-                    {"page_size": PAGE},
-                    "cursor",
-                    lambda b: b.get("cursor"),
-                )
-            return pages
-        if name.startswith("apideck"):
-            return await self.apideck(name)
-        if name.startswith("openint"):
-            return await self.offset_pages("openint", name.split(" ", 2)[2])
-        organisation = next(a for a in self.sim.accounts() if a["vendor"] == "versori")[
-            "organisation_id"
-        ]
-        return await self.cursor_pages(
-            "versori",
-            f"/o/{organisation}/connectors",
-            {"first": PAGE},
-            "after",
-            lambda b: b.get("next"),
-        )
-
-    async def apideck(self, name: str) -> list[tuple[str, Any]]:
-        def next_cursor(body: Any) -> Any:
-            return body.get("meta", {}).get("cursors", {}).get("next")
-
-        limit = {"limit": PAGE}
-        if name.endswith("/connector/connectors"):
-            return await self.cursor_pages(
-                "apideck", "/connector/connectors", limit, "cursor", next_cursor
-            )
-        listing = await self.cursor_pages(
-            "apideck", "/vault/consumers", limit, "cursor", next_cursor
-        )
-        if name.endswith("/vault/consumers"):
-            return listing
-        ids = [c["consumer_id"] for _, body in listing for c in body["data"]]
-        assert ids, "the consumer listing is empty"
-        return [await self.get("apideck", f"/vault/consumers/{cid}", {}) for cid in ids]
 
     async def check(self, endpoint: Endpoint) -> list[str]:
         """What the schema rejects on every page of `endpoint` (empty when all conform)."""
         out: list[str] = []
-        for url, body in await self.crawl(endpoint):
+        for url, body in await endpoint.crawl(self):
             out += problems(endpoint, url, body)
         return out
+
+
+async def served(sim: Simulator, endpoints: Iterable[Endpoint]) -> dict[str, list[Any]]:
+    """Every page body of each of `endpoints`, by endpoint name."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        crawler = Crawler(sim, client)
+        return {e.name: [body for _, body in await e.crawl(crawler)] for e in endpoints}
+
+
+def items(
+    pages: Mapping[str, list[Any]], endpoint: str, key: Callable[[Any], Iterable[Any]]
+) -> list[dict[str, Any]]:
+    """The objects `key(body)` lists on every page of `endpoint`."""
+    return [item for body in pages[endpoint] for item in key(body)]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import io
 import json
+import time
 import zlib
 from typing import Any
 
@@ -33,6 +35,7 @@ from tests.conftest import (
     runner_for,
     sim_account,
 )
+from tests.simulator import schemas as simulated
 from tests.vendors.helpers import InstrumentedSimulator, served
 from tests.webhooks.harness import Running, WebhookSample, listening
 
@@ -636,3 +639,175 @@ async def test_webhook_revocation_disabling_and_idempotency_keys(sim: Simulator)
         assert (await running.send("apideck", data.encode(), signed)).status_code == 200
         assert await running.healths("apideck") == before
         assert await running.answers("apideck", "accepted") == 3
+
+
+# --- What the simulator serves: endpoints against the published schemas, the curated fleet ---
+# (tests/simulator/test_schemas.py checks SCHEMA_ENDPOINTS and OUT_OF_SPEC_MESSAGES for every
+# vendor; the section imports what it uses itself, so that it stands apart from the quirks above)
+
+
+def _next_cursor(body: Any) -> Any:
+    return body.get("meta", {}).get("cursors", {}).get("next")
+
+
+async def _crawl_catalog(crawler: simulated.Crawler) -> list[simulated.Page]:
+    limit = {"limit": simulated.PAGE}
+    return await crawler.cursor_pages(
+        "apideck", "/connector/connectors", limit, "cursor", _next_cursor
+    )
+
+
+async def _crawl_consumers(crawler: simulated.Crawler) -> list[simulated.Page]:
+    limit = {"limit": simulated.PAGE}
+    return await crawler.cursor_pages("apideck", "/vault/consumers", limit, "cursor", _next_cursor)
+
+
+async def _crawl_consumer_details(crawler: simulated.Crawler) -> list[simulated.Page]:
+    """The detail of every consumer the listing names."""
+    listing = await _crawl_consumers(crawler)
+    ids = [c["consumer_id"] for _, body in listing for c in body["data"]]
+    assert ids, "the consumer listing is empty"
+    return [await crawler.get("apideck", f"/vault/consumers/{cid}", {}) for cid in ids]
+
+
+SCHEMA_ENDPOINTS = (
+    simulated.Endpoint(
+        "GET /connector/connectors",
+        "apideck_connector_connectors.json",
+        _crawl_catalog,
+        out_of_spec=True,
+    ),
+    simulated.Endpoint("GET /vault/consumers", "apideck_vault_consumers.json", _crawl_consumers),
+    simulated.Endpoint(
+        "GET /vault/consumers/{id}",
+        "apideck_vault_consumer.json",
+        _crawl_consumer_details,
+        out_of_spec=True,
+    ),
+)
+# Under the `out_of_spec` fault: statuses and states out of the enums, a health of null, an
+# expiry in milliseconds where the schema has a date-time string.
+OUT_OF_SPEC_MESSAGES = (
+    "'sunset' is not one of",
+    "'archived' is not one of",
+    "None is not one of",
+    "credentials_expire_at: 0 is not of type 'string', 'null'",
+)
+
+
+async def test_curated_fleet_has_every_new_signal(sim: Simulator) -> None:
+    pages = await simulated.served(sim, SCHEMA_ENDPOINTS)
+    connections = simulated.items(
+        pages, "GET /vault/consumers/{id}", lambda b: b["data"]["connections"]
+    )
+    healthy_oauth = [
+        c
+        for c in connections
+        if c["auth_type"] == "oauth2"
+        and c["state"] == "callable"
+        and c.get("health") == "ok"
+        and c["enabled"]
+    ]
+    assert any(isinstance(c["credentials_expire_at"], str) for c in healthy_oauth)
+    assert any(c.get("health") == "pending_confirmation" for c in connections)
+
+
+# --- simulator options for benchmarks ---------------------------------------------------------
+class _TimedCrawler(simulated.Crawler):
+    """A crawler that keeps how long each request took."""
+
+    def __init__(self, sim: Simulator, client: httpx.AsyncClient) -> None:
+        super().__init__(sim, client)
+        self.durations: list[float] = []
+
+    async def get(self, vendor: str, path: str, params: Any) -> simulated.Page:
+        started = time.monotonic()
+        try:
+            return await super().get(vendor, path, params)
+        finally:
+            self.durations.append(time.monotonic() - started)
+
+
+async def test_simulator_latency_delays_each_request_not_the_server() -> None:
+    sim = Simulator()
+    sim.vendors["apideck"].latency_ms = 300
+    await sim.start()
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            url = sim.url("apideck") + "/vault/consumers/acme"
+            auth = simulated.Crawler(sim, client).headers("apideck")
+            started = time.monotonic()
+            assert (await client.get(url, headers=auth)).status_code == 200
+            one = time.monotonic() - started
+            started = time.monotonic()
+            answers = await asyncio.gather(*(client.get(url, headers=auth) for _ in range(8)))
+            eight = time.monotonic() - started
+            # another vendor answers every request of a crawl without the delay
+            other = next(v for v in sim.vendors if v != "apideck")
+            timed = _TimedCrawler(sim, client)
+            await simulated.vendor_tests(other).SCHEMA_ENDPOINTS[0].crawl(timed)
+    finally:
+        await sim.stop()
+    assert one >= 0.3
+    assert all(a.status_code == 200 for a in answers)
+    # eight sequential waits would take 2.4 s: concurrent requests wait side by side
+    assert 0.3 <= eight < 1.8
+    assert timed.durations and max(timed.durations) < 0.3, timed.durations
+
+
+async def test_simulator_generated_fleet_with_one_connection_per_consumer() -> None:
+    sim = Simulator()
+    vsim = sim.vendors["apideck"]
+    assert isinstance(vsim, apideck_sim.ApideckSim)
+    vsim.per_consumer = 1
+    vsim.resize(450)
+    await sim.start()
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            crawler = simulated.Crawler(sim, client)
+            pages = await crawler.cursor_pages(
+                "apideck",
+                "/vault/consumers",
+                {"limit": apideck_sim.MAX_LIMIT},
+                "cursor",
+                lambda b: b["meta"]["cursors"]["next"],
+            )
+            ids = [c["consumer_id"] for _, body in pages for c in body["data"]]
+            _, detail = await crawler.get("apideck", f"/vault/consumers/{ids[-2]}", {})
+    finally:
+        await sim.stop()
+    assert len(pages) == 3
+    assert len(set(ids)) == len(ids) == 450 + len(apideck_sim.EMPTY_CONSUMERS)
+    assert len(detail["data"]["connections"]) == 1
+
+
+async def test_simulator_deletes_a_consumer_between_listing_and_detail(sim: Simulator) -> None:
+    base = f"http://127.0.0.1:{sim.port}"
+    sim.vendors["apideck"].fault = Fault(mode="consumer_deleted")
+    async with httpx.AsyncClient(timeout=10, base_url=base) as client:
+        auth = simulated.Crawler(sim, client).headers("apideck")
+        listed = (await client.get("/apideck/vault/consumers", headers=auth)).json()["data"]
+        ids = [c["consumer_id"] for c in listed]
+        assert apideck_sim.DELETED_CONSUMER in ids
+        gone = await client.get(
+            f"/apideck/vault/consumers/{apideck_sim.DELETED_CONSUMER}", headers=auth
+        )
+        assert gone.status_code == 404
+        assert gone.json()["type_name"] == "EntityNotFoundError"
+        for cid in ids:
+            if cid != apideck_sim.DELETED_CONSUMER:
+                r = await client.get(f"/apideck/vault/consumers/{cid}", headers=auth)
+                assert r.status_code == 200, cid
+        assert (await client.delete("/_control/apideck/faults")).status_code == 204
+        listed = (await client.get("/apideck/vault/consumers", headers=auth)).json()["data"]
+    assert apideck_sim.DELETED_CONSUMER not in [c["consumer_id"] for c in listed]
+
+
+async def test_simulator_consumer_deleted_once_lists_the_consumer_once(sim: Simulator) -> None:
+    """With `count: 1` only the listing sees the consumer; its detail is then a plain 404."""
+    sim.vendors["apideck"].fault = Fault(mode="consumer_deleted", count=1)
+    async with httpx.AsyncClient(timeout=10) as client:
+        _, body = await simulated.Crawler(sim, client).get("apideck", "/vault/consumers", {})
+    listed = [c["consumer_id"] for c in body["data"]]
+    assert listed.count(apideck_sim.DELETED_CONSUMER) == 1
+    assert sim.vendors["apideck"].fault is None

@@ -17,6 +17,7 @@ from exporter.simulator import Simulator
 from exporter.simulator.base import VendorSim
 from exporter.vendors import bindbee
 from tests.conftest import fixture_json, make_config, render, runner_for, sim_account
+from tests.simulator import schemas as simulated
 from tests.webhooks.harness import Running, WebhookSample, listening
 
 
@@ -223,3 +224,56 @@ async def test_webhook_sync_error_and_sync_completed(sim: Simulator) -> None:
         ).status_code == 200
         assert await running.health("bindbee", cid) == "healthy"
         assert await running.answers("bindbee", "accepted") == 4
+
+
+# --- What the simulator serves: endpoints against the published schemas, the curated fleet ---
+# (tests/simulator/test_schemas.py checks SCHEMA_ENDPOINTS and OUT_OF_SPEC_MESSAGES for every
+# vendor; the section imports what it uses itself, so that it stands apart from the quirks above)
+
+
+def _crawl(*categories: str) -> simulated.Crawl:
+    """Every page of each category's listing, one after the other."""
+
+    async def crawl(crawler: simulated.Crawler) -> list[simulated.Page]:
+        pages: list[simulated.Page] = []
+        for category in categories:
+            pages += await crawler.cursor_pages(
+                "bindbee",
+                f"/api/{category}/v1/connectors",
+                {"page_size": simulated.PAGE},
+                "cursor",
+                lambda b: b.get("cursor"),
+            )
+        return pages
+
+    return crawl
+
+
+# The HRIS listing has its own response type (with the HRIS fields); ATS and LMS share one.
+SCHEMA_ENDPOINTS = (
+    simulated.Endpoint(
+        "GET /api/hris/v1/connectors",
+        "bindbee_connectors.json",
+        _crawl("hris"),
+        ref="PaginatedResponse_HrisConnectorResponse_",
+    ),
+    simulated.Endpoint(
+        "GET /api/{ats,lms}/v1/connectors",
+        "bindbee_connectors.json",
+        _crawl("ats", "lms"),
+        ref="PaginatedResponse_ConnectorResponse_",
+        out_of_spec=True,
+    ),
+)
+# Under the `out_of_spec` fault: a status out of the schema's enum.
+OUT_OF_SPEC_MESSAGES = ("'PENDING_REVIEW' is not one of",)
+
+
+async def test_curated_fleet_has_every_new_signal(sim: Simulator) -> None:
+    pages = await simulated.served(sim, SCHEMA_ENDPOINTS)
+    hris = simulated.items(pages, "GET /api/hris/v1/connectors", lambda b: b["items"])
+    others = simulated.items(pages, "GET /api/{ats,lms}/v1/connectors", lambda b: b["items"])
+    assert any(c["is_test_connector"] is True for c in hris + others)
+    assert any(isinstance(c.get("sync_progress"), int) for c in hris)
+    # only the HRIS listing carries the HRIS fields
+    assert not any("sync_progress" in c for c in others)

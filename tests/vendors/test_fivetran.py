@@ -16,6 +16,7 @@ from exporter.simulator import Simulator
 from exporter.simulator.base import iso
 from exporter.vendors import fivetran
 from tests.conftest import fixture_json
+from tests.simulator import schemas as simulated
 from tests.webhooks.harness import Running, WebhookSample, listening
 
 
@@ -321,3 +322,62 @@ async def test_webhook_pause_and_resume(sim: Simulator) -> None:
                 == 200
             )
             assert await running.health("fivetran", "ft_ads") == health
+
+
+# --- What the simulator serves: endpoints against the published schemas, the curated fleet ---
+# (tests/simulator/test_schemas.py checks SCHEMA_ENDPOINTS and OUT_OF_SPEC_MESSAGES for every
+# vendor; the section imports what it uses itself, so that it stands apart from the quirks above)
+
+
+def _crawl(path: str, cursor_key: str) -> simulated.Crawl:
+    """Every page of a listing: the next cursor is in `data` (spelled per endpoint)."""
+
+    async def crawl(crawler: simulated.Crawler) -> list[simulated.Page]:
+        return await crawler.cursor_pages(
+            "fivetran",
+            path,
+            {"limit": simulated.PAGE},
+            "cursor",
+            lambda b: b["data"].get(cursor_key),
+        )
+
+    return crawl
+
+
+SCHEMA_ENDPOINTS = (
+    simulated.Endpoint(
+        "GET /v1/connections",
+        "fivetran_list_connections.json",
+        _crawl("/v1/connections", "next_cursor"),
+        out_of_spec=True,
+    ),
+    simulated.Endpoint(
+        "GET /v1/connectors",
+        "fivetran_list_connectors_legacy.json",
+        _crawl("/v1/connectors", "nextCursor"),
+        out_of_spec=True,
+    ),
+)
+# Under the `out_of_spec` fault: nulls where the schema has strings, a plain config value.
+OUT_OF_SPEC_MESSAGES = (
+    "failed_at: None is not of type 'string'",
+    "rescheduled_for: None is not of type 'string'",
+    "config.host: 'db.internal' is not of type 'object'",
+)
+
+
+async def test_curated_fleet_has_every_new_signal(sim: Simulator) -> None:
+    pages = await simulated.served(sim, SCHEMA_ENDPOINTS)
+    for endpoint in pages:
+        connections = simulated.items(pages, endpoint, lambda b: b["data"]["items"])
+        status = [c["status"] for c in connections]
+        assert {"ready", "blocked_on_capture", "blocked_on_customer"} <= {
+            s["schema_status"] for s in status
+        }
+        assert any(c["schedule_type"] == "manual" for c in connections)
+        assert any(s["is_historical_sync"] is True for s in status)
+        # a setup_state none of the documented ones
+        assert {s["setup_state"] for s in status} - {"connected", "incomplete", "broken"}
+        for group in ("tasks", "warnings"):
+            entries = [t for s in status for t in s[group]]
+            assert entries and all(t["code"] and t["message"] for t in entries), group

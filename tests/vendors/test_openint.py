@@ -32,6 +32,7 @@ from tests.conftest import (
     sim_account,
     status_of,
 )
+from tests.simulator import schemas as simulated
 from tests.vendors.helpers import served
 from tests.webhooks.harness import Running, WebhookSample, listening
 
@@ -434,3 +435,62 @@ async def test_webhook_shared_secret_and_connection_fields(sim: Simulator) -> No
         assert (await running.send("openint", body, ok)).status_code == 200
         assert await running.health("openint", disabled) == "paused"
         assert await running.answers("openint", "accepted") == 3
+
+
+# --- What the simulator serves: endpoints against the published schemas, the curated fleet ---
+# (tests/simulator/test_schemas.py checks SCHEMA_ENDPOINTS and OUT_OF_SPEC_MESSAGES for every
+# vendor; the section imports what it uses itself, so that it stands apart from the quirks above)
+
+
+def _crawl(path: str) -> simulated.Crawl:
+    """Every page of a `limit`/`offset` listing, until an empty page (neither `total` nor
+    `has_next_page` is trusted: the real server computes both oddly)."""
+
+    async def crawl(crawler: simulated.Crawler) -> list[simulated.Page]:
+        return await crawler.offset_pages("openint", path, lambda b: b.get("items"))
+
+    return crawl
+
+
+SCHEMA_ENDPOINTS = (
+    simulated.Endpoint("GET /connector", "openint_connector.json", _crawl("/connector")),
+    simulated.Endpoint(
+        "GET /connection", "openint_connection.json", _crawl("/connection"), out_of_spec=True
+    ),
+)
+# Under the `out_of_spec` fault: a status the published enum lacks.
+OUT_OF_SPEC_MESSAGES = ("'expired' is not one of",)
+
+
+async def test_curated_fleet_explains_what_is_not_healthy(sim: Simulator) -> None:
+    pages = await simulated.served(sim, SCHEMA_ENDPOINTS)
+    connections = simulated.items(pages, "GET /connection", lambda b: b["items"])
+    unhealthy = [c for c in connections if c["status"] not in ("healthy", None)]
+    assert any(c["status_message"] for c in unhealthy)
+    assert all(c["status_message"] is None for c in connections if c["status"] == "healthy")
+
+
+# --- ordering and totals, as in OpenInt's server code ---------------------------------------
+async def test_simulator_lists_connections_newest_first(sim: Simulator) -> None:
+    last = list(sim.vendors["openint"].connectors)[-1]
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.post(
+            f"http://127.0.0.1:{sim.port}/_control/openint/connectors/{last}/health",
+            json={"health": "failing"},
+        )
+        assert r.status_code == 200
+    pages = await simulated.served(sim, SCHEMA_ENDPOINTS)
+    connections = simulated.items(pages, "GET /connection", lambda b: b["items"])
+    assert connections[0]["id"] == last
+    stamps = [c["updated_at"] for c in connections]
+    assert stamps == sorted(stamps, reverse=True)
+
+
+async def test_simulator_connector_total_is_the_page_length(sim: Simulator) -> None:
+    pages = await simulated.served(sim, SCHEMA_ENDPOINTS)
+    catalog = pages["GET /connector"]
+    assert len(catalog) > 2  # several pages of two, then an empty one
+    assert all(body["total"] == len(body["items"]) for body in catalog)
+    vsim = sim.vendors["openint"]
+    assert isinstance(vsim, openint_sim.OpenintSim)
+    assert sum(len(body["items"]) for body in catalog) == len(vsim.catalog)

@@ -4,6 +4,7 @@ exposition, and credential `data` that never leaves the vendor's JSON."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -26,6 +27,7 @@ from tests.conftest import (
     runner_for,
     sim_account,
 )
+from tests.simulator import schemas as simulated
 
 SENTINEL = "SENTINEL-SECRET-3f9c1a"  # every credential's `data` in the fixture holds it
 ORG = "01HFIXTUREORG000000000000"
@@ -265,3 +267,56 @@ async def test_webhook_none_documented_so_none_declared_or_simulated(sim: Simula
         )
     assert response.status_code == 400
     assert sim.vendors["versori"].webhooks.targets == []
+
+
+# --- What the simulator serves: endpoints against the published schemas, the curated fleet ---
+# (tests/simulator/test_schemas.py checks SCHEMA_ENDPOINTS and OUT_OF_SPEC_MESSAGES for every
+# vendor; the section imports what it uses itself, so that it stands apart from the quirks above)
+
+
+async def _crawl_connectors(crawler: simulated.Crawler) -> list[simulated.Page]:
+    organisation = crawler.account("versori")["organisation_id"]
+    return await crawler.cursor_pages(
+        "versori",
+        f"/o/{organisation}/connectors",
+        {"first": simulated.PAGE},
+        "after",
+        lambda b: b.get("next"),
+    )
+
+
+SCHEMA_ENDPOINTS = (
+    simulated.Endpoint(
+        "GET /o/{org}/connectors", "versori_connectors.json", _crawl_connectors, out_of_spec=True
+    ),
+)
+# Under the `out_of_spec` fault: a scheme type the schema's oneOf has no variant for.
+OUT_OF_SPEC_MESSAGES = ("credential.type: 'oauth2' is not one of",)
+
+
+def _served_credentials(
+    pages: dict[str, list[Any]],
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(auth-scheme config, credential) of every credential usage served."""
+    connectors = simulated.items(pages, "GET /o/{org}/connectors", lambda b: b["connectors"])
+    for connector in connectors:
+        for connection in connector["connections"]:
+            for group in connection["credentials"].values():
+                for use in group:
+                    yield use["authSchemeConfig"], use["credential"]
+
+
+async def test_curated_fleet_has_every_new_signal(sim: Simulator) -> None:
+    pages = await simulated.served(sim, SCHEMA_ENDPOINTS)
+    creds = [cred for _, cred in _served_credentials(pages)]
+    assert any(cred.get("errors") for cred in creds)
+    assert any(cred.get("errors") == [] for cred in creds)
+    assert any("errors" not in cred for cred in creds)
+    assert any("expiresAt" in cred for cred in creds)
+    assert any("expiresAt" not in cred for cred in creds)
+    severities = {
+        m["severity"]
+        for scheme, _ in _served_credentials(pages)
+        for m in scheme["validationMessages"]
+    }
+    assert severities == {"info", "warning", "error"}
