@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -206,3 +207,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         module = modules.get(path)
         if name and module is not None and not any(a.startswith(name) for a in dir(module)):
             raise pytest.UsageError(f"tests/conftest.py SLOW names no test: {prefix}")
+
+
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "docs" / "config.example.yml"
+
+
+def deployed_example(where: Path) -> tuple[Path, dict[str, str]]:
+    """docs/config.example.yml as a deployment would have it: every `${VAR}` it references in
+    the returned environment, every `*_file` secret a file under `where` (same text otherwise)."""
+    text = EXAMPLE_CONFIG.read_text()
+    env = {name: f"value-of-{name}" for name in re.findall(r"\$\{(\w+)\}", text)}
+    for secret_path in re.findall(r"_file: (\S+)", text):
+        local = where / Path(secret_path).name
+        local.write_text("secret-from-file\n")
+        text = text.replace(secret_path, str(local))
+    config = where / "config.yml"
+    config.write_text(text)
+    return config, env

@@ -21,6 +21,7 @@ from exporter.cli import DEFAULT_DEMO_LISTEN_ADDRESS, build_parser
 from exporter.config import DEFAULT_LISTEN_ADDRESS, ConfigError, parse_config
 from exporter.simulator import SPECS
 from exporter.vendors import REGISTRY
+from tests.conftest import deployed_example
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "docs" / "config.example.yml"
@@ -297,15 +298,9 @@ def test_example_config_covers_every_vendor_and_passes_check_config(tmp_path: Pa
     assert re.search(r"^\s+\w+_file: ", text, re.M), "no *_file secret"
     assert "include:" in text and "exclude:" in text
     # Every ${VAR} it references, and every secret file, provided as a deployment would.
-    env = {**os.environ, **{name: f"value-of-{name}" for name in re.findall(r"\$\{(\w+)\}", text)}}
+    config, variables = deployed_example(tmp_path)
+    env = {**os.environ, **variables}
     env.pop("CONNECTOR_EXPORTER_CONFIG", None)
-    config = tmp_path / "config.yml"
-    text_here = text
-    for secret_path in re.findall(r"_file: (\S+)", text):
-        local = tmp_path / Path(secret_path).name
-        local.write_text("secret-from-file\n")
-        text_here = text_here.replace(secret_path, str(local))
-    config.write_text(text_here)
     result = cli("check-config", "--config", str(config), env=env)
     assert result.returncode == 0, result.stderr
     assert "valid" in result.stdout and "value-of-" not in result.stdout + result.stderr

@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 
 import exporter
+from tests.conftest import deployed_example
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
-EXAMPLE_CONFIG = REPO / "docs" / "config.example.yml"
 HADOLINT = Path(sys.executable).with_name("hadolint")
 PORT = "9841"
 OCI_LABELS = (
@@ -207,12 +207,6 @@ def replay(instructions: list[Instruction], workspace: Path) -> list[Stage]:
     return stages
 
 
-def referenced_env_vars(config: Path) -> dict[str, str]:
-    names = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", config.read_text()))
-    assert names, f"{config} should reference its secrets as ${{VAR}}"
-    return {name: f"dummy-{name.lower()}" for name in sorted(names)}
-
-
 def test_hadolint_is_clean() -> None:
     result = subprocess.run(
         [str(HADOLINT), "--failure-threshold", "info", str(DOCKERFILE)],
@@ -328,10 +322,14 @@ def test_build_replay_installs_a_working_exporter(tmp_path: Path) -> None:
     # The venv is built at the path it is copied to, so its shebangs hold in the final image.
     assert shebang == f"#!{build.root}/opt/venv/bin/python"
     python = str(venv / "bin" / "python")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    example, variables = deployed_example(secrets)
+    assert variables, "the example should reference its secrets as ${VAR}"
     env = {
         "PATH": final.env["PATH"],
         **{k: v for k, v in final.env.items() if k != "PATH"},
-        **referenced_env_vars(EXAMPLE_CONFIG),
+        **variables,
     }
 
     def entrypoint(*args: str) -> subprocess.CompletedProcess[str]:
@@ -349,19 +347,19 @@ def test_build_replay_installs_a_working_exporter(tmp_path: Path) -> None:
     assert version.returncode == 0, version.stderr
     assert exporter.__version__ in version.stdout
 
-    checked = entrypoint("check-config", "--config", str(EXAMPLE_CONFIG))
+    checked = entrypoint("check-config", "--config", str(example))
     assert checked.returncode == 0, checked.stderr
 
     # The image's default config path (CONNECTOR_EXPORTER_CONFIG) is where the chart mounts it.
     default_config = Path(final.env["CONNECTOR_EXPORTER_CONFIG"])
     assert default_config.is_relative_to(final.root)
     default_config.parent.mkdir(parents=True)
-    shutil.copy(EXAMPLE_CONFIG, default_config)
+    shutil.copy(example, default_config)
     assert entrypoint("check-config").returncode == 0
 
     # A missing secret variable is reported, and the secret-free message names it.
-    missing = sorted(referenced_env_vars(EXAMPLE_CONFIG))[0]
+    missing = sorted(variables)[0]
     del env[missing]
-    invalid = entrypoint("check-config", "--config", str(EXAMPLE_CONFIG))
+    invalid = entrypoint("check-config", "--config", str(example))
     assert invalid.returncode == 2
     assert missing in invalid.stderr
