@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -21,11 +23,22 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from exporter import __version__
 from exporter.deflate import Piece, Splice, gzip_length, gzip_stream
 from exporter.deflate import Run as PieceRun
-from exporter.families import ACCOUNT_LABELS, BY_NAME, CATALOG, CONNECTOR, PROCESS_WIDE
+from exporter.families import ACCOUNT_LABELS, ALL, BY_NAME, CATALOG, CONNECTOR, PROCESS_WIDE
 from exporter.render import HEADERS, RenderedSnapshot
 from exporter.status import AccountStatus
 
 AGE_FAMILIES = tuple(f for f in CONNECTOR if f.age_of)
+EVERY_FAMILY = frozenset(f.name for f in ALL)
+# Scrape times remembered to predict the next scrape's second (one Prometheus, or an HA pair).
+RECENT_SCRAPES = 3
+# A predicted scrape this close to a second boundary may land in either second: prepare both.
+BOUNDARY_SECONDS = 0.05
+# Seconds of prepared ages kept at most (the current one, predictions, their neighbours).
+PREPARED_SECONDS = 6
+
+
+def _all_families() -> frozenset[str]:
+    return EVERY_FAMILY
 
 
 def _family(name: str) -> GaugeMetricFamily | CounterMetricFamily:
@@ -82,14 +95,22 @@ def exporter_families(
 class ExporterCollector(Collector):
     """The exporter's own families, from the accounts' status at scrape time."""
 
-    def __init__(self, statuses: Callable[[], Iterable[AccountStatus]]) -> None:
+    def __init__(
+        self,
+        statuses: Callable[[], Iterable[AccountStatus]],
+        families: Callable[[], frozenset[str]] = _all_families,
+    ) -> None:
         self._statuses = statuses
+        self._families = families  # enabled by the metric allow/deny lists
         self.reload_ok = True
         self.reload_ts: float | None = None
 
     def collect(self) -> Iterator[Metric]:
         statuses = sorted(self._statuses(), key=lambda s: (s.vendor, s.account))
-        yield from exporter_families(statuses, self.reload_ok, self.reload_ts)
+        enabled = self._families()
+        for family in exporter_families(statuses, self.reload_ok, self.reload_ts):
+            if family.name in enabled:
+                yield family
 
 
 @dataclass(frozen=True)
@@ -112,12 +133,51 @@ def _same(a: Sequence[object], b: Sequence[object]) -> bool:
     return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
+AgePieces = dict[str, list[Piece]]
+
+
+@dataclass(frozen=True, eq=False)
+class _Prepared:
+    """The age pieces of one second for one set of renderings, ready or being rendered."""
+
+    rendered: tuple[RenderedSnapshot, ...]
+    enabled: frozenset[str]
+    pieces: Future[AgePieces]
+
+    def serves(self, rendered: tuple[RenderedSnapshot, ...], enabled: frozenset[str]) -> bool:
+        return self.enabled == enabled and _same(self.rendered, rendered)
+
+
+def render_ages(
+    rendered: Sequence[RenderedSnapshot], second: int, enabled: frozenset[str]
+) -> AgePieces:
+    """The `*_age_seconds` pieces of every account at `second`, compressed.
+
+    Plain text is not kept: only a rare uncompressed scrape reads it, and inflates it.
+    """
+    return {
+        f.age_of: [
+            Piece.frozen(r.ages[f.age_of].render(second), keep_plain=False)
+            for r in rendered
+            if f.age_of in r.ages
+        ]
+        for f in AGE_FAMILIES
+        if f.name in enabled
+    }
+
+
 class Exposition:
     """Assembles /metrics from the published renderings plus the small scrape-time families.
 
     Safe to call from worker threads: scrapes are assembled off the event loop. Its caches hold
     the renderings they were built from, so an identity check can never match a new object that
     reuses a freed one's address.
+
+    Ages depend on the scrape's second. Prometheus scrapes each target at a fixed interval (two
+    phases for an HA pair), so after each scrape the ages of the second the next one is due in
+    are rendered ahead, on a worker thread, while the exporter is idle: the scrape then only
+    splices. The CPU is the same as rendering on demand; a wrong guess costs one render and the
+    scrape renders its own second as before.
     """
 
     def __init__(
@@ -126,49 +186,113 @@ class Exposition:
         registry: CollectorRegistry,
         *,
         clock: Callable[[], float] = time.time,
+        families: Callable[[], frozenset[str]] = _all_families,
+        render_ahead: bool = True,
     ) -> None:
         self._statuses = statuses
         self._registry = registry  # the exporter's own and the process collectors
         self._clock = clock
-        # Ages for one (second, set of renderings): concurrent scrapers (HA Prometheus pairs)
-        # share the work instead of each doing it.
+        self._families = families  # enabled by the metric allow/deny lists
         self._lock = threading.Lock()
-        self._ages_for: tuple[int, tuple[RenderedSnapshot, ...]] = (-1, ())
-        self._ages: dict[str, list[Piece]] = {}
+        # Ages per second: concurrent scrapers (HA Prometheus pairs) share the work instead of
+        # each doing it, and predicted seconds are prepared before their scrape arrives.
+        self._prepared: dict[int, _Prepared] = {}
+        self._recent: deque[float] = deque(maxlen=RECENT_SCRAPES)
+        self._ahead = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="ages-ahead")
+            if render_ahead
+            else None
+        )
         # The static runs between the scrape-time pieces, for one set of renderings.
-        self._runs_for: tuple[RenderedSnapshot, ...] | None = None
+        self._runs_for: tuple[tuple[RenderedSnapshot, ...], frozenset[str]] | None = None
         self._runs: list[PieceRun] = []
 
-    def _age_pieces(
-        self, rendered: tuple[RenderedSnapshot, ...], now: int
-    ) -> dict[str, list[Piece]]:
+    def prepared_seconds(self) -> list[int]:
+        """The seconds whose ages are rendered or being rendered (for tests and debugging)."""
         with self._lock:
-            second, held = self._ages_for
-            if second != now or not _same(held, rendered):
-                # frozen: compressed here, once, under the lock
-                self._ages = {
-                    f.age_of: [Piece.frozen(r.ages[f.age_of].render(now)) for r in rendered]
-                    for f in AGE_FAMILIES
-                }
-                self._ages_for = (now, rendered)
-            return self._ages
+            return sorted(self._prepared)
 
-    def _static_runs(self, rendered: tuple[RenderedSnapshot, ...]) -> list[PieceRun]:
+    def _age_pieces(
+        self, rendered: tuple[RenderedSnapshot, ...], now: int, enabled: frozenset[str]
+    ) -> AgePieces:
+        with self._lock:
+            prepared = self._prepared.get(now)
+            mine = prepared is None or not prepared.serves(rendered, enabled)
+            if mine:
+                prepared = self._prepared[now] = _Prepared(rendered, enabled, Future())
+            for second in [s for s in self._prepared if s < now]:
+                del self._prepared[second]
+        assert prepared is not None
+        if mine:
+            self._fill(prepared, now)
+        return prepared.pieces.result()
+
+    @staticmethod
+    def _fill(prepared: _Prepared, second: int) -> None:
+        try:
+            prepared.pieces.set_result(render_ages(prepared.rendered, second, prepared.enabled))
+        except BaseException as err:  # whoever waits on it must see it, not hang
+            prepared.pieces.set_exception(err)
+            raise
+
+    def _predict(
+        self, at: float, rendered: tuple[RenderedSnapshot, ...], enabled: frozenset[str]
+    ) -> None:
+        """Render ahead the ages of the second(s) the next scrape is likely to land in."""
+        if self._ahead is None:
+            return
+        with self._lock:
+            recent = self._recent
+            recent.append(at)
+            guesses: list[float] = []
+            if len(recent) >= 2 and recent[-1] - recent[-2] >= 1.0:
+                step = recent[-1] - recent[-2]
+                guesses.append(at + step)
+                # Two scrapers in alternation (an HA pair): each one's own interval is the
+                # distance to the scrape before the last.
+                if len(recent) >= 3 and abs(step - (recent[-2] - recent[-3])) > BOUNDARY_SECONDS:
+                    guesses.append(at + (recent[-1] - recent[-3]))
+            seconds: set[int] = set()
+            for guess in guesses:
+                second = int(guess)
+                seconds.add(second)
+                if guess - second < BOUNDARY_SECONDS:
+                    seconds.add(second - 1)
+                elif guess - second > 1 - BOUNDARY_SECONDS:
+                    seconds.add(second + 1)
+            todo: list[tuple[int, _Prepared]] = []
+            for second in sorted(seconds):
+                if second <= int(at):
+                    continue
+                held = self._prepared.get(second)
+                if held is not None and held.serves(rendered, enabled):
+                    continue
+                prepared = self._prepared[second] = _Prepared(rendered, enabled, Future())
+                todo.append((second, prepared))
+            while len(self._prepared) > PREPARED_SECONDS:
+                del self._prepared[max(self._prepared)]
+        for second, prepared in todo:
+            self._ahead.submit(self._fill, prepared, second)
+
+    def _static_runs(
+        self, rendered: tuple[RenderedSnapshot, ...], enabled: frozenset[str]
+    ) -> list[PieceRun]:
         """Everything between (and before) the age families, spliced once per set of polls."""
         with self._lock:
-            if self._runs_for is None or not _same(self._runs_for, rendered):
+            held = self._runs_for
+            if held is None or held[1] != enabled or not _same(held[0], rendered):
                 runs: list[PieceRun] = []
                 current: list[Piece] = []
                 for family in (*CONNECTOR, *CATALOG):
-                    current.append(HEADERS[family.name])
+                    if family.name in enabled:
+                        current.append(HEADERS[family.name])
+                        for r in rendered:
+                            current.extend(r.pieces.get(family.name, ()))
                     if family.age_of:
                         runs.append(PieceRun(current))
                         current = []
-                    else:
-                        for r in rendered:
-                            current.extend(r.pieces[family.name])
                 runs.append(PieceRun(current))
-                self._runs, self._runs_for = runs, rendered
+                self._runs, self._runs_for = runs, (rendered, enabled)
             return self._runs
 
     def pieces(self, openmetrics: bool = False) -> list[Splice]:
@@ -176,11 +300,14 @@ class Exposition:
         statuses = sorted(self._statuses(), key=lambda s: (s.vendor, s.account))
         # Each account's published state is read once: one consistent reference per account.
         rendered = tuple(p.rendered for s in statuses if (p := s.published) is not None)
-        runs = self._static_runs(rendered)
-        ages = self._age_pieces(rendered, int(self._clock()))
+        enabled = self._families()
+        runs = self._static_runs(rendered, enabled)
+        at = self._clock()
+        ages = self._age_pieces(rendered, int(at), enabled)
+        self._predict(at, rendered, enabled)
         out: list[Splice] = [runs[0]]
         for family, run in zip(AGE_FAMILIES, runs[1:], strict=True):
-            out.extend(ages[family.age_of])
+            out.extend(ages.get(family.age_of, ()))
             out.append(run)
         if openmetrics:
             text: bytes = generate_openmetrics(self._registry)  # type: ignore[no-untyped-call]
