@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,10 @@ class Daemon:
         shard: Shard | None = None,
         config_path: str | Path | None = None,
         web_config_path: str | Path | None = None,
+        config_overrides: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = config
+        self.config_overrides = config_overrides  # from flags: applied on every reload
         self.config_path = config_path
         self.web_config_path = web_config_path
         self.listen_address = listen_address or config.listen_address
@@ -55,7 +58,7 @@ class Daemon:
         # Raises ConfigError at start-up: a bad web config must stop the daemon, not open it.
         self.web = load_web_config(web_config_path) if web_config_path else WebConfig()
         self.scheduler = Scheduler(config, self._accounts(config))
-        self.collector = ExporterCollector(self.scheduler.statuses)
+        self.collector = ExporterCollector(self.scheduler.statuses, self._families)
         self.collector.reload_ts = time.time()
         # The small families rendered per scrape: the exporter's own and the process'.
         self.registry = CollectorRegistry(auto_describe=False)
@@ -63,10 +66,15 @@ class Daemon:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
-        self.exposition = Exposition(self.scheduler.statuses, self.registry)
+        self.exposition = Exposition(
+            self.scheduler.statuses, self.registry, families=self._families
+        )
         self._http: web.AppRunner | None = None
         self._reloading: asyncio.Task[bool] | None = None
         self.port = 0
+
+    def _families(self) -> frozenset[str]:
+        return self.config.enabled_families
 
     def _accounts(self, config: Config) -> list[AccountBase]:
         for account in config.accounts:
@@ -110,7 +118,9 @@ class Daemon:
         new_config = self.config
         if self.config_path is not None:
             try:
-                new_config = await asyncio.to_thread(load_config, self.config_path)
+                new_config = await asyncio.to_thread(
+                    load_config, self.config_path, overrides=self.config_overrides
+                )
             except ConfigError as err:
                 ok = False
                 log.error(

@@ -71,6 +71,7 @@ class AccountRunner:
         vendor: str = account.vendor
         self.account = account
         self.poll_timeout = config.poll_timeout
+        self.families = config.enabled_families  # the metric allow/deny lists, kept current
         self.clock = clock
         self.status = AccountStatus(vendor, account.name, config.interval_of(account))
         adapter_cls = REGISTRY[vendor].adapter
@@ -112,9 +113,9 @@ class AccountRunner:
                 )
                 # Rendering 50,000 connectors takes seconds of CPU: off the event loop, so
                 # that scrapes and other accounts' polls go on meanwhile.
-                previous, current = status.published, snapshot
+                previous, current, families = status.published, snapshot, self.families
                 published = await asyncio.to_thread(
-                    lambda: publish(current, carry_health_since(previous, current))
+                    lambda: publish(current, carry_health_since(previous, current), families)
                 )
         except TimeoutError:
             error = PollTimeout(f"poll did not finish within {self.poll_timeout:g}s")
@@ -208,6 +209,7 @@ class Scheduler:
             previous = old.pop(account.key, None)
             if previous is not None and _same(previous, account, self.config, config):
                 runners[account.key] = previous
+                previous.families = config.enabled_families  # from its next poll on
                 continue
             runner = runners[account.key] = AccountRunner(account, config)
             if previous is not None:
