@@ -35,6 +35,10 @@ RECENT_SCRAPES = 3
 BOUNDARY_SECONDS = 0.05
 # Seconds of prepared ages kept at most (the current one, predictions, their neighbours).
 PREPARED_SECONDS = 6
+# An account's age text from this size on is compressed on its own, ahead of its scrape.
+LARGE_AGES = 64 * 1024
+# Response chunks are at least this large (see `coalesce`).
+COALESCE_BYTES = 256 * 1024
 
 
 def _all_families() -> frozenset[str]:
@@ -133,37 +137,82 @@ def _same(a: Sequence[object], b: Sequence[object]) -> bool:
     return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
-AgePieces = dict[str, list[Piece]]
+# One account's ages at one second, by `age_of`: compressed when large, else plain text that
+# is compressed together with its neighbours' (500 small accounts: one piece, not 500).
+AgeParts = dict[str, bytes | Piece]
+AgePieces = dict[str, list[Piece]]  # every account's ages at one second, ready to splice
 
 
-@dataclass(frozen=True, eq=False)
 class _Prepared:
-    """The age pieces of one second for one set of renderings, ready or being rendered."""
+    """One account's age parts at one second, rendered (`parts`) or being rendered (`batch`).
 
-    rendered: tuple[RenderedSnapshot, ...]
-    enabled: frozenset[str]
-    pieces: Future[AgePieces]
-
-    def serves(self, rendered: tuple[RenderedSnapshot, ...], enabled: frozenset[str]) -> bool:
-        return self.enabled == enabled and _same(self.rendered, rendered)
-
-
-def render_ages(
-    rendered: Sequence[RenderedSnapshot], second: int, enabled: frozenset[str]
-) -> AgePieces:
-    """The `*_age_seconds` pieces of every account at `second`, compressed.
-
-    Plain text is not kept: only a rare uncompressed scrape reads it, and inflates it.
+    Holds the rendering it was made from: the cache never matches a new rendering that reuses
+    a freed one's address.
     """
-    return {
-        f.age_of: [
-            Piece.frozen(r.ages[f.age_of].render(second), keep_plain=False)
-            for r in rendered
-            if f.age_of in r.ages
-        ]
-        for f in AGE_FAMILIES
-        if f.name in enabled
-    }
+
+    __slots__ = ("batch", "enabled", "parts", "rendered")
+
+    def __init__(
+        self, rendered: RenderedSnapshot, enabled: frozenset[str], batch: Future[None]
+    ) -> None:
+        self.rendered = rendered
+        self.enabled = enabled
+        self.batch = batch  # done once every entry claimed with it has its parts
+        self.parts: AgeParts | None = None
+
+    def serves(self, rendered: RenderedSnapshot, enabled: frozenset[str]) -> bool:
+        return self.rendered is rendered and self.enabled == enabled
+
+    def result(self) -> AgeParts:
+        if self.parts is None:
+            self.batch.result()
+        assert self.parts is not None
+        return self.parts
+
+
+def render_ages(rendered: RenderedSnapshot, second: int, enabled: frozenset[str]) -> AgeParts:
+    """One account's `*_age_seconds` lines at `second`; compressed when large."""
+    out: AgeParts = {}
+    for f in AGE_FAMILIES:
+        if f.name in enabled and f.age_of in rendered.ages:
+            text = rendered.ages[f.age_of].render(second)
+            # plain text is not kept: only a rare uncompressed scrape reads it, and inflates it
+            out[f.age_of] = (
+                Piece.frozen(text, keep_plain=False) if len(text) >= LARGE_AGES else text
+            )
+    return out
+
+
+def _fill(entries: Sequence[_Prepared], second: int, batch: Future[None]) -> None:
+    try:
+        for entry in entries:
+            entry.parts = render_ages(entry.rendered, second, entry.enabled)
+    except BaseException as err:  # whoever waits on it must see it, not hang
+        batch.set_exception(err)
+        raise
+    batch.set_result(None)
+
+
+def assemble(entries: Sequence[_Prepared]) -> AgePieces:
+    """Every account's age parts in order, runs of small plain ones compressed together."""
+    out: AgePieces = {}
+    parts = [e.result() for e in entries]
+    for f in AGE_FAMILIES:
+        pieces: list[Piece] = []
+        pending: list[bytes] = []
+        for account in parts:
+            part = account.get(f.age_of)
+            if isinstance(part, bytes):
+                pending.append(part)
+            elif part is not None:
+                if pending:
+                    pieces.append(Piece.frozen(b"".join(pending), keep_plain=False))
+                    pending = []
+                pieces.append(part)
+        if pending:
+            pieces.append(Piece.frozen(b"".join(pending), keep_plain=False))
+        out[f.age_of] = pieces
+    return out
 
 
 class Exposition:
@@ -194,9 +243,11 @@ class Exposition:
         self._clock = clock
         self._families = families  # enabled by the metric allow/deny lists
         self._lock = threading.Lock()
-        # Ages per second: concurrent scrapers (HA Prometheus pairs) share the work instead of
-        # each doing it, and predicted seconds are prepared before their scrape arrives.
-        self._prepared: dict[int, _Prepared] = {}
+        # Ages per second and account: concurrent scrapers (HA Prometheus pairs) share the
+        # work instead of each doing it, predicted seconds are prepared before their scrape
+        # arrives, and one account's poll leaves the others' prepared ages valid.
+        self._prepared: dict[int, dict[int, _Prepared]] = {}
+        self._assembled: dict[int, tuple[tuple[_Prepared, ...], AgePieces]] = {}
         self._recent: deque[float] = deque(maxlen=RECENT_SCRAPES)
         self._ahead = (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="ages-ahead")
@@ -212,28 +263,60 @@ class Exposition:
         with self._lock:
             return sorted(self._prepared)
 
+    def _claim(
+        self, second: int, rendered: Sequence[RenderedSnapshot], enabled: frozenset[str]
+    ) -> tuple[tuple[_Prepared, ...], list[_Prepared], Future[None]]:
+        """Under the lock: each account's entry for `second`, and those nobody renders yet
+        (theirs to render, then to mark done with the returned batch)."""
+        held = self._prepared.setdefault(second, {})
+        batch: Future[None] = Future()
+        entries: list[_Prepared] = []
+        todo: list[_Prepared] = []
+        for r in rendered:
+            entry = held.get(id(r))
+            if entry is None or not entry.serves(r, enabled):
+                entry = held[id(r)] = _Prepared(r, enabled, batch)
+                todo.append(entry)
+            entries.append(entry)
+        if len(held) > len(rendered):  # accounts that polled or left since
+            keep = {id(e.rendered) for e in entries}
+            for key in [k for k in held if k not in keep]:
+                del held[key]
+        return tuple(entries), todo, batch
+
+    def _assembled_for(self, second: int, entries: tuple[_Prepared, ...]) -> AgePieces:
+        with self._lock:
+            held = self._assembled.get(second)
+        if held is not None and _same(held[0], entries):
+            return held[1]
+        pieces = assemble(entries)
+        with self._lock:
+            if second in self._prepared:  # not pruned meanwhile
+                self._assembled[second] = (entries, pieces)
+        return pieces
+
     def _age_pieces(
         self, rendered: tuple[RenderedSnapshot, ...], now: int, enabled: frozenset[str]
     ) -> AgePieces:
         with self._lock:
-            prepared = self._prepared.get(now)
-            mine = prepared is None or not prepared.serves(rendered, enabled)
-            if mine:
-                prepared = self._prepared[now] = _Prepared(rendered, enabled, Future())
+            entries, todo, batch = self._claim(now, rendered, enabled)
             for second in [s for s in self._prepared if s < now]:
                 del self._prepared[second]
-        assert prepared is not None
-        if mine:
-            self._fill(prepared, now)
-        return prepared.pieces.result()
+                self._assembled.pop(second, None)
+        if todo:
+            _fill(todo, now, batch)
+        return self._assembled_for(now, entries)
 
-    @staticmethod
-    def _fill(prepared: _Prepared, second: int) -> None:
-        try:
-            prepared.pieces.set_result(render_ages(prepared.rendered, second, prepared.enabled))
-        except BaseException as err:  # whoever waits on it must see it, not hang
-            prepared.pieces.set_exception(err)
-            raise
+    def _ahead_of(
+        self,
+        second: int,
+        entries: tuple[_Prepared, ...],
+        todo: list[_Prepared],
+        batch: Future[None],
+    ) -> None:
+        if todo:
+            _fill(todo, second, batch)
+        self._assembled_for(second, entries)
 
     def _predict(
         self, at: float, rendered: tuple[RenderedSnapshot, ...], enabled: frozenset[str]
@@ -260,19 +343,18 @@ class Exposition:
                     seconds.add(second - 1)
                 elif guess - second > 1 - BOUNDARY_SECONDS:
                     seconds.add(second + 1)
-            todo: list[tuple[int, _Prepared]] = []
-            for second in sorted(seconds):
-                if second <= int(at):
-                    continue
-                held = self._prepared.get(second)
-                if held is not None and held.serves(rendered, enabled):
-                    continue
-                prepared = self._prepared[second] = _Prepared(rendered, enabled, Future())
-                todo.append((second, prepared))
+            jobs = [
+                (second, *self._claim(second, rendered, enabled))
+                for second in sorted(s for s in seconds if s > int(at))
+            ]
             while len(self._prepared) > PREPARED_SECONDS:
-                del self._prepared[max(self._prepared)]
-        for second, prepared in todo:
-            self._ahead.submit(self._fill, prepared, second)
+                dropped = max(self._prepared)
+                del self._prepared[dropped]
+                self._assembled.pop(dropped, None)
+        for second, entries, todo, batch in jobs:
+            held = self._assembled.get(second)
+            if todo or held is None or not _same(held[0], entries):
+                self._ahead.submit(self._ahead_of, second, entries, todo, batch)
 
     def _static_runs(
         self, rendered: tuple[RenderedSnapshot, ...], enabled: frozenset[str]
@@ -320,10 +402,31 @@ class Exposition:
         """The /metrics body in the negotiated format and encoding."""
         pieces = self.pieces(openmetrics)
         if gzip:
-            return Body(gzip_length(pieces), gzip_stream(pieces))
+            return Body(gzip_length(pieces), coalesce(gzip_stream(pieces)))
         # Pieces over the plain-text budget inflate one at a time as they are written.
         return Body(
             length=sum(p.size for p in pieces),
-            chunks=(part for p in pieces for part in p.plain_parts()),
+            chunks=coalesce(part for p in pieces for part in p.plain_parts()),
             inflates=any(p.inflates for p in pieces),
         )
+
+
+def coalesce(parts: Iterable[bytes], size: int = COALESCE_BYTES) -> Iterator[bytes]:
+    """`parts` joined into chunks of at least `size` bytes (the last may be shorter).
+
+    Each chunk is one socket write (and, for a body that inflates, one worker-thread hop): 500
+    small accounts are ~10,000 pieces, which written one by one cost more than the scrape.
+    """
+    pending: list[bytes] = []
+    held = 0
+    for part in parts:
+        if len(part) >= size and not pending:
+            yield part
+            continue
+        pending.append(part)
+        held += len(part)
+        if held >= size:
+            yield b"".join(pending)
+            pending, held = [], 0
+    if pending:
+        yield b"".join(pending)
