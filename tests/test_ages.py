@@ -140,3 +140,22 @@ def test_back_to_back_scrapes_prepare_nothing() -> None:
         clock[0] += 0.05
     assert e.prepared_seconds() == [int(clock[0])]
     assert all(gzip.decompress(b"".join(gzip_stream(e.pieces()))) for _ in range(2))
+
+
+def test_one_accounts_poll_leaves_the_others_prepared_ages() -> None:
+    rng = random.Random(5)
+    statuses = [status_of(random_snapshot(rng, 3000, "big")), status_of(random_snapshot(rng, 5))]
+    clock = [FIXED_NOW + 0.3]
+    e = exposition(statuses, clock)
+    for _ in range(2):
+        body(e, gzip_=True)
+        clock[0] += 15
+    wait_prepared(e, int(clock[0]))
+    held = {id(p.rendered): p for p in e._prepared[int(clock[0])].values()}
+    big = held[id(statuses[0].published.rendered)]  # type: ignore[union-attr]
+    big.result()
+    statuses[1] = status_of(random_snapshot(rng, 7))  # the small account polls meanwhile
+    text = body(e, gzip_=True)
+    after = e._prepared[int(clock[0])]
+    assert after[id(statuses[0].published.rendered)] is big  # type: ignore[union-attr]
+    assert text == body(exposition(statuses, clock, ahead=False), gzip_=True)
