@@ -35,6 +35,9 @@ RECENT_SCRAPES = 3
 BOUNDARY_SECONDS = 0.05
 # Seconds of prepared ages kept at most (the current one, predictions, their neighbours).
 PREPARED_SECONDS = 6
+# Rendering ahead starts this long after the scrape that predicted it (at most a quarter of
+# the interval): that scrape's response is written by then.
+AHEAD_DELAY_SECONDS = 0.3
 # An account's age text from this size on is compressed on its own, ahead of its scrape.
 LARGE_AGES = 64 * 1024
 # Response chunks are at least this large (see `coalesce`).
@@ -313,7 +316,12 @@ class Exposition:
         entries: tuple[_Prepared, ...],
         todo: list[_Prepared],
         batch: Future[None],
+        delay: float,
     ) -> None:
+        # Not while the scrape that predicted this is still being written: rendering holds the
+        # GIL for milliseconds, and the event loop would wait for it (up to the interpreter's
+        # 5 ms switch interval each time) to send the response.
+        time.sleep(delay)
         if todo:
             _fill(todo, second, batch)
         self._assembled_for(second, entries)
@@ -328,8 +336,8 @@ class Exposition:
             recent = self._recent
             recent.append(at)
             guesses: list[float] = []
-            if len(recent) >= 2 and recent[-1] - recent[-2] >= 1.0:
-                step = recent[-1] - recent[-2]
+            step = recent[-1] - recent[-2] if len(recent) >= 2 else 0.0
+            if step >= 1.0:
                 guesses.append(at + step)
                 # Two scrapers in alternation (an HA pair): each one's own interval is the
                 # distance to the scrape before the last.
@@ -354,7 +362,8 @@ class Exposition:
         for second, entries, todo, batch in jobs:
             held = self._assembled.get(second)
             if todo or held is None or not _same(held[0], entries):
-                self._ahead.submit(self._ahead_of, second, entries, todo, batch)
+                delay = min(AHEAD_DELAY_SECONDS, step / 4)
+                self._ahead.submit(self._ahead_of, second, entries, todo, batch, delay)
 
     def _static_runs(
         self, rendered: tuple[RenderedSnapshot, ...], enabled: frozenset[str]
