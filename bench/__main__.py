@@ -873,22 +873,32 @@ def main() -> int:
         report["apideck"] = apideck or None
     report["date"] = time.strftime("%Y-%m-%d")
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2))
-    text = table(report["results"]) + "\n" + extra_tables(report)
-    print(text)
-    if DOC.exists():
-        doc = DOC.read_text()
-        start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-        if start in doc and end in doc:
-            m = report["machine"]
-            block = (
-                f"{start}\nMeasured {time.strftime('%Y-%m-%d')} on {m['cpu']}, {m['cores']} cores, "
-                f"{m['memory_gb']} GB, Python {m['python']}, {m['wrk']}; {seconds:g} s per wrk run;"
-                f" load average at the start {m.get('load', '?')} (the machine is shared).\n\n"
-                f"{text}\n{end}"
-            )
-            DOC.write_text(doc[: doc.index(start)] + block + doc[doc.index(end) + len(end) :])
+    write_doc(report)
     return 0
 
 
+def write_doc(report: dict[str, Any]) -> None:
+    """The tables of `report` into docs/performance.md, between the bench markers."""
+    text = table(report["results"]) + "\n" + extra_tables(report)
+    print(text)
+    if not DOC.exists():
+        return
+    doc = DOC.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start in doc and end in doc:
+        m = report["machine"]
+        block = (
+            f"{start}\nMeasured {report['date']} on {m['cpu']}, {m['cores']} cores, "
+            f"{m['memory_gb']} GB, Python {m['python']}, {m['wrk']};"
+            f" {report['seconds_per_run']:g} s per wrk run; load average at the start"
+            f" {m.get('load', '?')} (the machine is shared with other work).\n\n{text}\n{end}"
+        )
+        DOC.write_text(doc[: doc.index(start)] + block + doc[doc.index(end) + len(end) :])
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--tables-from":
+        # rewrite the doc's tables from a saved report (e.g. after merging a rerun into it)
+        write_doc(json.loads(Path(sys.argv[2]).read_text()))
+        sys.exit(0)
     sys.exit(main())
