@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from isal import isal_zlib
 
 LEVEL = 1  # ISA-L level 1: as fast as level 0 on /metrics text and ~45% smaller
+INFLATE_PART_BYTES = 1024 * 1024  # what a plain scrape inflates at a time
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, no mtime, OS unknown
 FINAL_BLOCK = b"\x03\x00"  # an empty fixed-Huffman block with BFINAL set
 GZIP_OVERHEAD = len(GZIP_HEADER) + len(FINAL_BLOCK) + 8
@@ -47,6 +48,21 @@ def deflate_piece(data: bytes) -> bytes:
 def inflate_piece(data: bytes) -> bytes:
     out: bytes = isal_zlib.decompressobj(-isal_zlib.MAX_WBITS).decompress(data)
     return out
+
+
+def inflate_parts(data: bytes, part: int = INFLATE_PART_BYTES) -> Iterator[bytes]:
+    """`data` inflated in parts of at most `part` bytes.
+
+    Twenty concurrent plain scrapes of 50,000 connectors would otherwise each hold a whole
+    inflated piece (up to a few megabytes) and its copy in the socket buffer at once.
+    """
+    decompressor = isal_zlib.decompressobj(-isal_zlib.MAX_WBITS)
+    pending = data
+    while pending:
+        out: bytes = decompressor.decompress(pending, part)
+        pending = decompressor.unconsumed_tail
+        if out:
+            yield out
 
 
 class Piece:
@@ -97,8 +113,12 @@ class Piece:
             self._crc = crc32(self.plain)
         return self._crc
 
-    def plain_parts(self) -> list[bytes]:
-        return [self.plain]
+    def plain_parts(self) -> Iterable[bytes]:
+        plain = self._plain
+        if plain is not None:
+            return [plain]
+        assert self._deflated is not None
+        return inflate_parts(self._deflated)
 
     def deflated_parts(self) -> list[bytes]:
         return [self.deflated]
@@ -123,7 +143,8 @@ class Run:
         return any(p.inflates for p in self.pieces)
 
     def plain_parts(self) -> Iterator[bytes]:
-        return (p.plain for p in self.pieces)  # lazily: dropped plain text inflates per piece
+        # lazily: dropped plain text inflates a part at a time as it is written
+        return (part for p in self.pieces for part in p.plain_parts())
 
     def deflated_parts(self) -> list[bytes]:
         return self._deflated

@@ -55,3 +55,13 @@ def test_runs_splice_like_their_pieces() -> None:
     assert len(body) == gzip_length(runs)
     assert gzip.decompress(body) == b"".join(parts)
     assert b"".join(x for r in runs for x in r.plain_parts()) == b"".join(parts)
+
+
+def test_dropped_plain_text_inflates_in_bounded_parts() -> None:
+    rng = random.Random(11)
+    text = bytes(rng.choice(b'abc{}="\n ') for _ in range(3_000_000))
+    piece = Piece.frozen(text, keep_plain=False)
+    parts = list(piece.plain_parts())
+    assert b"".join(parts) == text
+    assert len(parts) >= 3 and max(len(p) for p in parts) <= 1024 * 1024
+    assert b"".join(Run([piece, Piece(b"tail")]).plain_parts()) == text + b"tail"
