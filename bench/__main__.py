@@ -766,7 +766,9 @@ def extra_tables(report: dict[str, Any]) -> str:
             f"The Prometheus side: Prometheus {prometheus_version()} scraping"
             f" {prom['size']:,} connectors every 15 s for {prom['seconds']:g} s, next to one"
             f" scraping nothing ({fmt(idle['rss_mb'], 0)} MB RSS). *Lean* denies"
-            f" `{'`, `'.join(prom['denylist'])}` (every shipped alert still works):",
+            f" `{'`, `'.join(prom['denylist'])}` (every shipped alert still works). *Scrape"
+            " duration* is Prometheus' `scrape_duration_seconds`, which includes parsing and"
+            " appending every sample (the exporter's side is in the cadence table):",
             "",
             "| exporter | series per connector | samples per scrape | head series | Prometheus RSS (peak) | above idle | per head series | scrape duration avg / max | exporter peak RSS |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
