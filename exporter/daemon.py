@@ -58,7 +58,7 @@ class Daemon:
         # Raises ConfigError at start-up: a bad web config must stop the daemon, not open it.
         self.web = load_web_config(web_config_path) if web_config_path else WebConfig()
         self.scheduler = Scheduler(config, self._accounts(config))
-        self.collector = ExporterCollector(self.scheduler.statuses, self._families)
+        self.collector = ExporterCollector(self.scheduler.statuses, families=self._families)
         self.collector.reload_ts = time.time()
         # The small families rendered per scrape: the exporter's own and the process'.
         self.registry = CollectorRegistry(auto_describe=False)
