@@ -1,15 +1,25 @@
-"""`make bench`: the exporter against the simulators at 1k, 10k and 50k connectors.
+"""`make bench`: the exporter against the simulators at 1k, 10k and 50k connectors, and more.
 
 For each size: the simulators (a Fivetran fleet of that size, page size 1000, plus the other
 vendors' curated fleets) and the exporter run as separate processes; `wrk` (Debian) scrapes
 /metrics from a third. The same figures are taken from a baseline built the obvious way
-(bench/baseline.py) and reported as ratios. Results go to bench/results/latest.json and the
-table in docs/performance.md. Sizes: BENCH_SIZES=1000,10000,50000; seconds per wrk run:
-BENCH_SECONDS=10.
+(bench/baseline.py) and reported as ratios. Then, per size, scrapes at Prometheus' cadence
+(bench/cadence.py) against the same gzip bytes served from memory (bench/static.py), and the
+peak RSS (VmHWM) after a second poll, when the old and the new snapshot coexist.
+
+Also: memory-only sizes (100k), 500 accounts of 10 connectors, a real Prometheus scraping 10k
+connectors with and without a deny list, and Apideck with 1,000 consumers at 150 ms per request.
+Results go to bench/results/latest.json and the tables in docs/performance.md.
+
+Environment: BENCH_SIZES=1000,10000,50000; BENCH_BASELINE_SIZES (default: BENCH_SIZES);
+BENCH_SECONDS=10 (per wrk run); BENCH_MEMORY_SIZES=100000; BENCH_ACCOUNTS=500;
+BENCH_PROMETHEUS_SIZE=10000, BENCH_PROMETHEUS_SECONDS=180; BENCH_APIDECK_CONSUMERS=1000;
+BENCH_CADENCE_SCRAPES=15. A size or count of 0 skips that part.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -21,7 +31,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +42,7 @@ from typing import Any
 
 import yaml
 
+from bench import cadence
 from bench.baseline import BaselineMetrics
 from exporter.config import Config
 from exporter.model import PollResult
@@ -43,6 +56,23 @@ RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "performance.md"
 SMALL_INTERVAL = 2.0  # the other vendors' accounts poll this often during the load runs
 SCENARIOS = (("plain", 1), ("gzip", 1), ("plain", 20), ("gzip", 20))
+# A deny list that keeps every shipped alert working (alerts/*.rules.yml read none of these);
+# some dashboard panels go empty. Used for the Prometheus-side figures.
+LEAN_DENYLIST = (
+    "connector_(setup|sync)_state",
+    "connector_last_failure_.*",
+    "connector_last_success_timestamp_seconds",
+    "connector_last_sync_start_timestamp_seconds",
+    "connector_next_sync_timestamp_seconds",
+    "connector_relink_needed_since_timestamp_seconds",
+    "connector_warnings",
+    "connector_tasks",
+)
+FT = '{account="demo",vendor="fivetran"}'
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
 
 
 def free_port() -> int:
@@ -99,6 +129,110 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return math.nan
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
+def metric_sum(text: str, prefix: str, needle: str = "") -> float:
+    """The sum of every sample whose line starts with `prefix` and contains `needle`."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(prefix) and needle in line
+    )
+
+
+def wait_until(what: str, check: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: not within {timeout}s")
+        time.sleep(0.5)
+
+
+def start_simulator(tmp: Path, tag: str, *sizes: str) -> tuple[Any, int]:
+    port = free_port()
+    args = [sys.executable, "-m", "exporter", "simulate", "--port", str(port)]
+    for size in sizes:
+        args += ["--fleet-size", size]
+    return process(args, tmp / f"sim-{tag}.log"), port
+
+
+def sim_accounts(port: int) -> list[dict[str, Any]]:
+    from exporter.simulator import Simulator
+
+    accounts = Simulator().accounts()
+    for account in accounts:
+        account["base_url"] = re.sub(r"127\.0\.0\.1:\d+", f"127.0.0.1:{port}", account["base_url"])
+    return accounts
+
+
+def start_exporter(
+    tmp: Path, tag: str, config: dict[str, Any], *extra: str
+) -> tuple[Any, str, Path]:
+    path = tmp / f"config-{tag}.yml"
+    path.write_text(yaml.safe_dump(config))
+    port = free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "exporter",
+        "run",
+        "--config",
+        str(path),
+        "--listen-address",
+        f"127.0.0.1:{port}",
+        *extra,
+    ]
+    return process(args, tmp / f"exporter-{tag}.log"), f"http://127.0.0.1:{port}", path
+
+
+def second_poll(
+    proc: subprocess.Popen[bytes], url: str, path: Path, config: dict[str, Any], series: str
+) -> None:
+    """Make the account of `series` poll again now: a reload that changes its interval.
+
+    Its new runner keeps the last good state, so the old snapshot and its rendering live on
+    while the new poll parses, translates and renders: the peak a running exporter sees at
+    every poll.
+    """
+    before = metric(get(url + "/metrics"), series)
+    for account in config["accounts"]:
+        if account["vendor"] == "fivetran":
+            account["poll_interval"] = "3599s"
+    path.write_text(yaml.safe_dump(config))
+    proc.send_signal(signal.SIGHUP)
+    wait_until(
+        "second poll", lambda: metric(get(url + "/metrics"), series) >= before + 1, timeout=900
+    )
+
+
+def cadence_figures(url: str, tmp: Path, tag: str) -> dict[str, Any]:
+    """Scrapes 1+ s apart, regular and irregular, against the same bytes from memory."""
+    n = env_int("BENCH_CADENCE_SCRAPES", 15)
+    out: dict[str, Any] = {
+        "regular": cadence.at_cadence(url + "/metrics", n, regular=True),
+        "irregular": cadence.at_cadence(url + "/metrics", n, regular=False),
+    }
+    scraper = cadence.Scraper(url + "/metrics")
+    _, body = scraper.scrape()
+    scraper.close()
+    out["gzip_mb"] = len(body) / 1e6
+    body_file = tmp / f"body-{tag}.gz"
+    body_file.write_bytes(body)
+    port = free_port()
+    log = tmp / f"static-{tag}.log"
+    args = [sys.executable, "-m", "bench.static", "--port", str(port), "--body", str(body_file)]
+    with process(args, log):
+        wait_log(log, "ready", 60)
+        out["static"] = cadence.back_to_back(f"http://127.0.0.1:{port}/metrics", n)
+    print(f"   cadence {tag}: {out}", flush=True)
+    return out
 
 
 def metric(text: str, series: str) -> float:
@@ -269,7 +403,22 @@ def run_size(size: int, seconds: float, tmp: Path) -> dict[str, Any]:
                 runs[f"{encoding}_c{clients}"] = run
                 print(f"   ours {encoding} c{clients}: {run}", flush=True)
             result["ours"] = runs
+            result["cadence"] = cadence_figures(url, tmp, str(size))
+            result["peak_rss_first_poll_mb"] = peak_rss_mb(exporter.pid)
+            second_poll(
+                exporter,
+                url,
+                config,
+                yaml.safe_load(config.read_text()),
+                f"connector_exporter_polls_total{ft}",
+            )
             result["peak_rss_mb"] = peak_rss_mb(exporter.pid)
+            result["rss_after_mb"] = rss_mb(exporter.pid)
+    baseline_sizes = os.environ.get("BENCH_BASELINE_SIZES")
+    if baseline_sizes is not None and str(size) not in baseline_sizes.split(","):
+        result["baseline"] = {}
+        result["baseline_peak_rss_mb"] = math.nan
+        return result
     # the baseline: same connectors, Gauge objects, generate_latest per scrape
     with process(
         [sys.executable, "-m", "bench.baseline", "--port", str(base_port), "--size", str(size)],
@@ -301,6 +450,189 @@ def run_size(size: int, seconds: float, tmp: Path) -> dict[str, Any]:
     return result
 
 
+def run_memory(size: int, tmp: Path) -> dict[str, Any]:
+    """A size too large for the baseline: readiness, cadence, and the peak after a second poll."""
+    print(f"== {size} connectors (memory)", flush=True)
+    result: dict[str, Any] = {"size": size}
+    sim, sim_port = start_simulator(tmp, str(size), f"fivetran={size}")
+    with sim:
+        wait_ready(f"http://127.0.0.1:{sim_port}/_control/fivetran/connectors", 300)
+        accounts = [a for a in sim_accounts(sim_port) if a["vendor"] == "fivetran"]
+        accounts[0]["poll_interval"] = "1h"
+        config = {"log_format": "json", "poll_timeout": "15m", "accounts": accounts}
+        exporter, url, path = start_exporter(tmp, str(size), config)
+        with exporter as proc:
+            started = time.monotonic()
+            wait_ready(url + "/readyz", 900)
+            result["ready_after_s"] = time.monotonic() - started
+            text = get(url + "/metrics")
+            result["poll_wall_s"] = metric(text, f"connector_exporter_poll_duration_seconds{FT}")
+            result["cadence"] = cadence_figures(url, tmp, str(size))
+            result["peak_rss_first_poll_mb"] = peak_rss_mb(proc.pid)
+            second_poll(proc, url, path, config, f"connector_exporter_polls_total{FT}")
+            result["peak_rss_mb"] = peak_rss_mb(proc.pid)
+            result["rss_after_mb"] = rss_mb(proc.pid)
+    print(f"   {result}", flush=True)
+    return result
+
+
+def run_accounts(count: int, per: int, tmp: Path) -> dict[str, Any]:
+    """`count` accounts of `per` connectors each: the fixed cost of an account."""
+    print(f"== {count} accounts of {per} connectors", flush=True)
+    result: dict[str, Any] = {"accounts": count, "per_account": per}
+    sim, sim_port = start_simulator(tmp, "accounts", f"fivetran={per}")
+    with sim:
+        wait_ready(f"http://127.0.0.1:{sim_port}/_control/fivetran/connectors", 120)
+        template = next(a for a in sim_accounts(sim_port) if a["vendor"] == "fivetran")
+        accounts = [
+            {**template, "name": f"account-{i:04d}", "poll_interval": "30s"} for i in range(count)
+        ]
+        config = {"log_format": "json", "poll_timeout": "5m", "accounts": accounts}
+        exporter, url, _ = start_exporter(tmp, "accounts", config)
+        with exporter as proc:
+            started = time.monotonic()
+            wait_ready(url + "/readyz", 900)
+            result["ready_after_s"] = time.monotonic() - started
+
+            def polled_twice() -> bool:
+                text = get(url + "/metrics")
+                return metric_sum(text, "connector_exporter_polls_total{") >= 2 * count
+
+            wait_until("every account polled twice", polled_twice, 900)
+            result["cadence"] = cadence_figures(url, tmp, "accounts")
+            result["peak_rss_mb"] = peak_rss_mb(proc.pid)
+            result["rss_after_mb"] = rss_mb(proc.pid)
+    print(f"   {result}", flush=True)
+    return result
+
+
+def prometheus_query(base: str, query: str) -> float:
+    url = base + "/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    data = json.loads(get(url))
+    values = [float(r["value"][1]) for r in data["data"]["result"]]
+    return sum(values) if values else math.nan
+
+
+def run_prometheus(size: int, seconds: float, tmp: Path) -> dict[str, Any]:
+    """A real Prometheus scraping `size` connectors every 15 s, with and without a deny list.
+
+    Three Prometheus servers side by side: one per exporter, and one scraping nothing (its
+    own memory floor).
+    """
+    print(f"== Prometheus, {size} connectors, {seconds:g} s", flush=True)
+    result: dict[str, Any] = {"size": size, "seconds": seconds, "denylist": list(LEAN_DENYLIST)}
+    sim, sim_port = start_simulator(tmp, "prometheus", f"fivetran={size}")
+    with sim, contextlib.ExitStack() as stack:
+        wait_ready(f"http://127.0.0.1:{sim_port}/_control/fivetran/connectors", 300)
+        accounts = [a for a in sim_accounts(sim_port) if a["vendor"] == "fivetran"]
+        accounts[0]["poll_interval"] = "5m"
+        config = {"log_format": "json", "poll_timeout": "10m", "accounts": accounts}
+        exporters = {
+            "full": start_exporter(tmp, "prom-full", config),
+            "lean": start_exporter(
+                tmp, "prom-lean", config, "--metric-denylist", ",".join(LEAN_DENYLIST)
+            ),
+        }
+        procs = {name: stack.enter_context(cm) for name, (cm, _, _) in exporters.items()}
+        for _, url, _ in exporters.values():
+            wait_ready(url + "/readyz", 900)
+        proms: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+        for name in ("full", "lean", "idle"):
+            data = tmp / f"prometheus-{name}"
+            shutil.rmtree(data, ignore_errors=True)
+            data.mkdir()
+            scrape = []
+            if name != "idle":
+                target = exporters[name][1].removeprefix("http://")
+                scrape = [
+                    {"job_name": "connector-exporter", "static_configs": [{"targets": [target]}]}
+                ]
+            prom_config = {
+                "global": {"scrape_interval": "15s", "scrape_timeout": "10s"},
+                "scrape_configs": scrape,
+            }
+            (data / "prometheus.yml").write_text(yaml.safe_dump(prom_config))
+            port = free_port()
+            args = [
+                "prometheus",
+                f"--config.file={data / 'prometheus.yml'}",
+                f"--storage.tsdb.path={data / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--storage.tsdb.retention.time=1h",
+            ]
+            proc = stack.enter_context(process(args, tmp / f"prometheus-{name}.log"))
+            proms[name] = (proc, f"http://127.0.0.1:{port}")
+        for _, base in proms.values():
+            wait_ready(base + "/-/ready", 120)
+        time.sleep(seconds)  # a benchmark's run length, not a wait for a condition
+        for name, (proc, base) in proms.items():
+            own = get(base + "/metrics")
+            figures: dict[str, Any] = {
+                "head_series": metric(own, "prometheus_tsdb_head_series"),
+                "rss_mb": rss_mb(proc.pid),
+                "peak_rss_mb": peak_rss_mb(proc.pid),
+            }
+            if name != "idle":
+                job = '{job="connector-exporter"}'
+                figures["samples_per_scrape"] = prometheus_query(
+                    base, f"scrape_samples_scraped{job}"
+                )
+                figures["connector_series"] = prometheus_query(
+                    base, 'count({__name__=~"connector_.+",__name__!~"connector_exporter_.+"})'
+                )
+                figures["series_per_connector"] = figures["connector_series"] / size
+                figures["scrape_duration_avg_ms"] = 1e3 * prometheus_query(
+                    base, f"avg_over_time(scrape_duration_seconds{job}[1h])"
+                )
+                figures["scrape_duration_max_ms"] = 1e3 * prometheus_query(
+                    base, f"max_over_time(scrape_duration_seconds{job}[1h])"
+                )
+                figures["scrapes"] = prometheus_query(base, f"count_over_time(up{job}[1h])")
+                figures["exporter_peak_rss_mb"] = peak_rss_mb(procs[name].pid)
+            result[name] = figures
+    print(f"   {result}", flush=True)
+    return result
+
+
+def run_apideck(consumers: int, latency: float, tmp: Path) -> dict[str, Any]:
+    """Apideck with `consumers` Vault consumers of 10 connections, `latency` s per request.
+
+    The latency comes from the simulator's `slow` fault on every request (until cleared).
+    """
+    print(f"== Apideck, {consumers} consumers at {latency * 1e3:.0f} ms per request", flush=True)
+    result: dict[str, Any] = {"consumers": consumers, "latency_s": latency}
+    sim, sim_port = start_simulator(tmp, "apideck", f"apideck={consumers * 10}")
+    with sim:
+        base = f"http://127.0.0.1:{sim_port}"
+        wait_ready(base + "/_control/apideck/connectors", 300)
+        request = urllib.request.Request(
+            base + "/_control/apideck/faults",
+            data=json.dumps({"mode": "slow", "delay": latency}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        urllib.request.urlopen(request, timeout=30).read()
+        accounts = [a for a in sim_accounts(sim_port) if a["vendor"] == "apideck"]
+        accounts[0]["poll_interval"] = "1h"
+        config = {"log_format": "json", "poll_timeout": "30m", "accounts": accounts}
+        exporter, url, _ = start_exporter(tmp, "apideck", config)
+        with exporter as proc:
+            started = time.monotonic()
+            wait_ready(url + "/readyz", 1900)
+            result["ready_after_s"] = time.monotonic() - started
+            text = get(url + "/metrics")
+            ad = '{account="demo",vendor="apideck"}'
+            result["poll_wall_s"] = metric(text, f"connector_exporter_poll_duration_seconds{ad}")
+            result["poll_success"] = metric(text, f"connector_exporter_poll_success{ad}")
+            result["connectors"] = metric(text, f"connector_exporter_connectors{ad}")
+            result["api_requests"] = metric_sum(
+                text, "connector_exporter_api_requests_total{", 'vendor="apideck"'
+            )
+            result["peak_rss_mb"] = peak_rss_mb(proc.pid)
+    print(f"   {result}", flush=True)
+    return result
+
+
 def machine() -> dict[str, str]:
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -309,6 +641,7 @@ def machine() -> dict[str, str]:
             break
     mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
     return {
+        "load": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
         "cpu": cpu,
         "cores": str(os.cpu_count()),
         "memory_gb": f"{int(mem) / 1024 / 1024:.0f}",
@@ -343,7 +676,7 @@ def table(results: list[dict[str, Any]]) -> str:
         rows.append(
             f"| {r['size']:,} | {r['api_requests_per_poll']:.0f} ({r['min_pages']}) | {r['poll_wall_s']:.2f} s | "
             f"{r['translate_s']:.2f} s | {r['rebuild_s']:.2f} s ({r['baseline_rebuild_s']:.2f} s, {ratio(r['rebuild_s'], r['baseline_rebuild_s'])}) | "
-            f"{r['peak_rss_mb']:.0f} MB ({r['baseline_peak_rss_mb']:.0f} MB) |"
+            f"{fmt(r['peak_rss_mb'], 0)} MB ({fmt(r['baseline_peak_rss_mb'], 0)} MB) |"
         )
     rows += [
         "",
@@ -371,43 +704,203 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def cadence_row(label: str, c: dict[str, Any]) -> str:
+    static = c["static"]["p50_ms"]
+    reg, irr = c["regular"], c["irregular"]
+    return (
+        f"| {label} | {c['gzip_mb']:.2f} MB | {fmt(static, 2)} | "
+        f"{fmt(reg['p50_ms'], 2)} / {fmt(reg['max_ms'], 1)} | {reg['p50_ms'] / static:.1f}× | "
+        f"{fmt(irr['p50_ms'], 2)} / {fmt(irr['max_ms'], 1)} | {irr['p50_ms'] / static:.1f}× |"
+    )
+
+
+def extra_tables(report: dict[str, Any]) -> str:
+    """Cadence, memory, the Prometheus side and Apideck, from one run's report."""
+    results, memory = report["results"], report.get("memory", [])
+    accounts, prom, apideck = (
+        report.get("accounts"),
+        report.get("prometheus"),
+        report.get("apideck"),
+    )
+    rows = [
+        "",
+        "Scrapes at Prometheus' cadence (gzip, one at a time, each in a new second; latency to"
+        " the last byte in ms). *From memory*: the same gzip bytes served by a bare aiohttp"
+        " handler, back to back. *Regular*: every 1.5 s, as Prometheus (the exporter predicts"
+        " the second and renders its ages ahead). *Irregular*: 1.0–2.6 s apart at random, so"
+        " the ages are rendered on demand:",
+        "",
+        "| fleet | gzip body | from memory p50 | regular p50 / max | ratio | irregular p50 / max | ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in [*results, *memory]:
+        if "cadence" in r:
+            rows.append(cadence_row(f"{r['size']:,} connectors", r["cadence"]))
+    if accounts:
+        label = f"{accounts['accounts']} accounts × {accounts['per_account']}"
+        rows.append(cadence_row(label, accounts["cadence"]))
+    rows += [
+        "",
+        "Exporter memory: peak RSS (VmHWM) after the first poll, and after a second one (the old"
+        " snapshot and its rendering live on while the new poll is parsed, translated and"
+        " rendered); RSS at the end:",
+        "",
+        "| fleet | peak after first poll | peak after second poll | RSS at the end |",
+        "| --- | --- | --- | --- |",
+    ]
+    for r in [*results, *memory]:
+        rows.append(
+            f"| {r['size']:,} connectors | {fmt(r.get('peak_rss_first_poll_mb', math.nan), 0)} MB"
+            f" | {fmt(r['peak_rss_mb'], 0)} MB | {fmt(r.get('rss_after_mb', math.nan), 0)} MB |"
+        )
+    if accounts:
+        rows.append(
+            f"| {accounts['accounts']} accounts × {accounts['per_account']} connectors"
+            f" (every account polled twice) | — | {fmt(accounts['peak_rss_mb'], 0)} MB |"
+            f" {fmt(accounts['rss_after_mb'], 0)} MB |"
+        )
+    if prom:
+        idle = prom["idle"]
+        rows += [
+            "",
+            f"The Prometheus side: Prometheus {prometheus_version()} scraping"
+            f" {prom['size']:,} connectors every 15 s for {prom['seconds']:g} s, next to one"
+            f" scraping nothing ({fmt(idle['rss_mb'], 0)} MB RSS). *Lean* denies"
+            f" `{'`, `'.join(prom['denylist'])}` (every shipped alert still works). *Scrape"
+            " duration* is Prometheus' `scrape_duration_seconds`, which includes parsing and"
+            " appending every sample (the exporter's side is in the cadence table):",
+            "",
+            "| exporter | series per connector | samples per scrape | head series | Prometheus RSS (peak) | above idle | per head series | scrape duration avg / max | exporter peak RSS |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for name in ("full", "lean"):
+            f = prom[name]
+            above = f["rss_mb"] - idle["rss_mb"]
+            per_series = above * 1024 / max(1.0, f["head_series"] - idle["head_series"])
+            rows.append(
+                f"| {name} | {f['series_per_connector']:.1f} | {f['samples_per_scrape']:,.0f} |"
+                f" {f['head_series']:,.0f} | {f['rss_mb']:.0f} MB ({f['peak_rss_mb']:.0f} MB) |"
+                f" {above:.0f} MB | {per_series:.1f} KiB | {f['scrape_duration_avg_ms']:.1f} /"
+                f" {f['scrape_duration_max_ms']:.1f} ms | {f['exporter_peak_rss_mb']:.0f} MB |"
+            )
+        rows += [
+            "",
+            "Sizing (series = series per connector × connectors; Prometheus memory = the idle"
+            " server + the measured memory per head series × series, extrapolated linearly from"
+            f" the {prom['size']:,}-connector run, after {prom['seconds']:g} s of samples):",
+            "",
+            "| connectors | series (full) | Prometheus memory (full) | series (lean) | Prometheus memory (lean) |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for n in (1_000, 10_000, 50_000, 100_000):
+            cells = []
+            for name in ("full", "lean"):
+                f = prom[name]
+                per_series_mb = (f["rss_mb"] - idle["rss_mb"]) / max(
+                    1.0, f["head_series"] - idle["head_series"]
+                )
+                series = f["series_per_connector"] * n
+                cells.append(f"{series:,.0f} | {idle['rss_mb'] + per_series_mb * series:,.0f} MB")
+            rows.append(f"| {n:,} | {' | '.join(cells)} |")
+    if apideck:
+        rows += [
+            "",
+            f"Apideck, {apideck['consumers']:,} Vault consumers of 10 connections, every request"
+            f" delayed {apideck['latency_s'] * 1e3:.0f} ms by the simulator:",
+            "",
+            "| consumers | connections | API requests | poll wall time | peak RSS |",
+            "| --- | --- | --- | --- | --- |",
+            f"| {apideck['consumers']:,} | {apideck['connectors']:,.0f} |"
+            f" {apideck['api_requests']:,.0f} | {apideck['poll_wall_s']:.1f} s |"
+            f" {apideck['peak_rss_mb']:.0f} MB |",
+        ]
+    return "\n".join(rows)
+
+
+def prometheus_version() -> str:
+    out = (
+        subprocess.run(
+            ["prometheus", "--version"], capture_output=True, text=True, check=False
+        ).stdout
+        or ""
+    )
+    parts = out.split()
+    return parts[2] if len(parts) > 2 else "?"
+
+
 def main() -> int:
     if shutil.which("wrk") is None:
         print("wrk not found: `apt-get install wrk` (make bench installs it)", file=sys.stderr)
         return 1
-    sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "1000,10000,50000").split(",")]
+    sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "1000,10000,50000").split(",") if s]
+    sizes = [s for s in sizes if s]
     seconds = float(os.environ.get("BENCH_SECONDS", "10"))
+    memory_sizes = [
+        int(s) for s in os.environ.get("BENCH_MEMORY_SIZES", "100000").split(",") if int(s or 0)
+    ]
     RESULTS.mkdir(parents=True, exist_ok=True)
     tmp = RESULTS / "logs"
     tmp.mkdir(exist_ok=True)
-    results = []
+    report: dict[str, Any] = {"machine": machine(), "seconds_per_run": seconds, "results": []}
+
+    def save() -> None:
+        # saved after every part: a crash later does not lose what was measured
+        (RESULTS / "partial.json").write_text(json.dumps(report, indent=2))
+
     for size in sizes:
-        results.append(run_size(size, seconds, tmp))
-        # saved after every size: a crash later does not lose what was measured
-        (RESULTS / "partial.json").write_text(json.dumps(results, indent=2))
-    machine_info = machine()
-    report = {
-        "machine": machine_info,
-        "seconds_per_run": seconds,
-        "results": results,
-        "date": time.strftime("%Y-%m-%d"),
-    }
+        report["results"].append(run_size(size, seconds, tmp))
+        save()
+    report["memory"] = [run_memory(size, tmp) for size in memory_sizes]
+    save()
+    if (count := env_int("BENCH_ACCOUNTS", 500)) > 0:
+        report["accounts"] = run_accounts(count, 10, tmp)
+        save()
+    # Apideck mostly waits on the simulator's latency: it runs beside the Prometheus minutes.
+    apideck: dict[str, Any] = {}
+    thread = None
+    if (consumers := env_int("BENCH_APIDECK_CONSUMERS", 1000)) > 0:
+        thread = threading.Thread(
+            target=lambda: apideck.update(run_apideck(consumers, 0.15, tmp)), daemon=True
+        )
+        thread.start()
+    if (prom_size := env_int("BENCH_PROMETHEUS_SIZE", 10_000)) > 0:
+        if shutil.which("prometheus") is None:
+            print("prometheus not found: `apt-get install prometheus`", file=sys.stderr)
+        else:
+            prom_seconds = float(os.environ.get("BENCH_PROMETHEUS_SECONDS", "180"))
+            report["prometheus"] = run_prometheus(prom_size, prom_seconds, tmp)
+            save()
+    if thread is not None:
+        thread.join(timeout=1900)
+        report["apideck"] = apideck or None
+    report["date"] = time.strftime("%Y-%m-%d")
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2))
-    text = table(results)
-    print(text)
-    if DOC.exists():
-        doc = DOC.read_text()
-        start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-        if start in doc and end in doc:
-            m = machine_info
-            block = (
-                f"{start}\nMeasured {time.strftime('%Y-%m-%d')} on {m['cpu']}, {m['cores']} cores, "
-                f"{m['memory_gb']} GB, Python {m['python']}, {m['wrk']}; {seconds:g} s per wrk run.\n\n"
-                f"{text}\n{end}"
-            )
-            DOC.write_text(doc[: doc.index(start)] + block + doc[doc.index(end) + len(end) :])
+    write_doc(report)
     return 0
 
 
+def write_doc(report: dict[str, Any]) -> None:
+    """The tables of `report` into docs/performance.md, between the bench markers."""
+    text = table(report["results"]) + "\n" + extra_tables(report)
+    print(text)
+    if not DOC.exists():
+        return
+    doc = DOC.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start in doc and end in doc:
+        m = report["machine"]
+        block = (
+            f"{start}\nMeasured {report['date']} on {m['cpu']}, {m['cores']} cores, "
+            f"{m['memory_gb']} GB, Python {m['python']}, {m['wrk']};"
+            f" {report['seconds_per_run']:g} s per wrk run; load average at the start"
+            f" {m.get('load', '?')} (the machine is shared with other work).\n\n{text}\n{end}"
+        )
+        DOC.write_text(doc[: doc.index(start)] + block + doc[doc.index(end) + len(end) :])
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--tables-from":
+        # rewrite the doc's tables from a saved report (e.g. after merging a rerun into it)
+        write_doc(json.loads(Path(sys.argv[2]).read_text()))
+        sys.exit(0)
     sys.exit(main())

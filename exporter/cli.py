@@ -25,7 +25,9 @@ from exporter.config import (
     Problem,
     load_config,
     parse_listen_address,
+    split_list,
 )
+from exporter.families import ALL
 from exporter.shard import Shard, parse_shard
 
 # Every bad input (usage, config, an address that cannot be bound) exits 2 with one clear line.
@@ -99,27 +101,42 @@ def _print_problems(path: str, what: str, problems: list[Problem]) -> int:
 DEFAULT_SIMULATOR_WEBHOOK_SECRET = "sim-webhook-secret"  # noqa: S105
 
 
-def _load(path: str | None) -> Config | int:
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Config keys set by flags; they win over the file's, on every reload too."""
+    out: dict[str, Any] = {}
+    for key in ("metric_allowlist", "metric_denylist"):
+        value = getattr(args, key, None)
+        if value is not None:
+            out[key] = split_list(value)
+    return out
+
+
+def _load(path: str | None, overrides: dict[str, Any] | None = None) -> Config | int:
     if not path:
         return _error(f"no config file: pass --config FILE or set {ENV_CONFIG}")
     try:
-        return load_config(path)
+        return load_config(path, overrides=overrides)
     except ConfigError as err:
         return _print_problems(path, "configuration", err.problems)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args.config, _overrides(args))
     if isinstance(config, int):
         return config
     print(f"{args.config}: valid, {len(config.accounts)} accounts")
+    if config.metric_allowlist or config.metric_denylist:
+        enabled = config.enabled_families
+        print(f"metric families served: {len(enabled)} of {len(ALL)}")
+        print(f"  not served: {', '.join(f.name for f in ALL if f.name not in enabled) or '-'}")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from exporter.daemon import Daemon
 
-    config = _load(args.config)
+    overrides = _overrides(args)
+    config = _load(args.config, overrides)
     if isinstance(config, int):
         return config
     shard: Shard | None = args.shard
@@ -132,6 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             shard=shard,
             config_path=args.config,
             web_config_path=args.web_config,
+            config_overrides=overrides,
         )
     except ConfigError as err:  # the web config
         return _print_problems(args.web_config, "web configuration", err.problems)
@@ -214,6 +232,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metric_list_flags(parser: argparse.ArgumentParser) -> None:
+    for kind, verb in (("allowlist", "serve only"), ("denylist", "never serve")):
+        parser.add_argument(
+            f"--metric-{kind}",
+            metavar="NAMES",
+            help=f"comma-separated metric families (names or regular expressions) to {verb};"
+            f" overrides the config's metric_{kind}",
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="connector-exporter",
@@ -258,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="INDEX/COUNT",
         help="poll only this shard's accounts (INDEX may be a pod name ending in its ordinal)",
     )
+    _metric_list_flags(run)
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="simulators plus the daemon, no credentials needed")
@@ -303,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--config", metavar="FILE", default=os.environ.get(ENV_CONFIG), help=config_help
     )
+    _metric_list_flags(check)
     check.set_defaults(func=cmd_check_config)
     return parser
 

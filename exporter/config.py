@@ -12,6 +12,7 @@ import stat
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args
 from urllib.parse import urlsplit
@@ -28,6 +29,7 @@ from pydantic import (
 )
 
 from exporter.accounts import AccountBase, Duration, StrictModel, parse_duration
+from exporter.families import ALL
 from exporter.vendors import REGISTRY
 
 DEFAULT_LISTEN_ADDRESS = "0.0.0.0:9841"
@@ -138,6 +140,10 @@ class Config(StrictModel):
     log_format: Literal["json", "console", "auto"] = "auto"
     accounts: Annotated[list[Account], Field(min_length=1)]
     webhooks: WebhooksConfig | None = None
+    # Cardinality controls as kube-state-metrics has them (--metric-allowlist/-denylist):
+    # family names or regular expressions matching whole names; at most one of the two.
+    metric_allowlist: tuple[str, ...] = ()
+    metric_denylist: tuple[str, ...] = ()
 
     @field_validator("listen_address")
     @classmethod
@@ -174,8 +180,44 @@ class Config(StrictModel):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _metric_lists(self) -> Config:
+        if self.metric_allowlist and self.metric_denylist:
+            raise _AtPath("metric_denylist", "give either metric_allowlist or metric_denylist")
+        for key in ("metric_allowlist", "metric_denylist"):
+            for i, pattern in enumerate(getattr(self, key)):
+                try:
+                    matched = _matching(pattern)
+                except re.error as err:
+                    raise _AtPath(f"{key}[{i}]", f"invalid regular expression: {err}") from None
+                if not matched:
+                    raise _AtPath(
+                        f"{key}[{i}]",
+                        f"{pattern!r} matches no metric family (names: see the README's metrics)",
+                    )
+        return self
+
+    @cached_property
+    def enabled_families(self) -> frozenset[str]:
+        """The metric families served: all, less the denied, or only the allowed."""
+        every = frozenset(f.name for f in ALL)
+        if self.metric_allowlist:
+            return frozenset().union(*(_matching(p) for p in self.metric_allowlist))
+        return every.difference(*(_matching(p) for p in self.metric_denylist))
+
     def interval_of(self, account: AccountBase) -> float:
         return account.poll_interval or self.poll_interval
+
+
+def _matching(pattern: str) -> frozenset[str]:
+    """The family names `pattern` matches whole (an exact name matches itself)."""
+    regex = re.compile(pattern)
+    return frozenset(f.name for f in ALL if regex.fullmatch(f.name))
+
+
+def split_list(value: str) -> list[str]:
+    """A comma-separated flag value as a list, blanks dropped (`--metric-denylist a,b`)."""
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 class _AtPath(ValueError):
@@ -509,9 +551,16 @@ def _collect(raw: dict[str, Any]) -> tuple[Config | None, list[Problem]]:
 
 
 def parse_config(
-    text: str, *, env: Mapping[str, str] | None = None, base_dir: Path | None = None
+    text: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Config:
-    """Parse and validate config text; raises ConfigError listing every problem."""
+    """Parse and validate config text; raises ConfigError listing every problem.
+
+    `overrides`: top-level keys set by command-line flags, validated like the file's own.
+    """
     env = os.environ if env is None else env
     try:
         raw = yaml.safe_load(text)
@@ -527,6 +576,7 @@ def parse_config(
     problems: list[Problem] = []
     raw = _expand_env(raw, "", env, problems)
     unreadable = _read_secret_files(raw, problems, base_dir or Path.cwd())
+    raw.update(overrides or {})
     config, found = _collect(raw)
     problems.extend(p for p in found if p.path not in unreadable)
     if problems or config is None:
@@ -534,11 +584,16 @@ def parse_config(
     return config
 
 
-def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
-    """Read, expand and validate the config file at `path`."""
+def load_config(
+    path: str | Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Read, expand and validate the config file at `path` (`overrides`: from flags)."""
     path = Path(path)
     try:
         text = read_small_file(path, MAX_CONFIG_FILE_BYTES)
     except FileProblem as err:
         raise ConfigError([Problem("", f"cannot read config file {path}: {err}")]) from None
-    return parse_config(text, env=env, base_dir=path.parent)
+    return parse_config(text, env=env, base_dir=path.parent, overrides=overrides)

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +87,10 @@ class Daemon:
         shard: Shard | None = None,
         config_path: str | Path | None = None,
         web_config_path: str | Path | None = None,
+        config_overrides: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = config
+        self.config_overrides = config_overrides  # from flags: applied on every reload
         self.config_path = config_path
         self.web_config_path = web_config_path
         self.listen_address = listen_address or config.listen_address
@@ -96,7 +99,9 @@ class Daemon:
         self.web = load_web_config(web_config_path) if web_config_path else WebConfig()
         self.scheduler = Scheduler(config, self._accounts(config))
         self.collector = ExporterCollector(
-            self.scheduler.statuses, (shard.index, shard.count) if shard else (0, 1)
+            self.scheduler.statuses,
+            (shard.index, shard.count) if shard else (0, 1),
+            families=self._families,
         )
         self.collector.reload_ts = time.time()
         # The small families rendered per scrape: the exporter's own and the process'.
@@ -105,7 +110,9 @@ class Daemon:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
-        self.exposition = Exposition(self.scheduler.statuses, self.registry)
+        self.exposition = Exposition(
+            self.scheduler.statuses, self.registry, families=self._families
+        )
         # The webhook port (SPEC §6.2): off unless configured here or on the command line.
         hooks = config.webhooks
         self.webhook_listen_address = webhook_listen_address or (
@@ -128,6 +135,9 @@ class Daemon:
         self._stopped = threading.Event()
         self._watchdog: threading.Thread | None = None
         self.port = 0
+
+    def _families(self) -> frozenset[str]:
+        return self.config.enabled_families
 
     def _accounts(self, config: Config) -> list[AccountBase]:
         for account in config.accounts:
@@ -204,7 +214,9 @@ class Daemon:
         new_config = self.config
         if self.config_path is not None:
             try:
-                new_config = await asyncio.to_thread(load_config, self.config_path)
+                new_config = await asyncio.to_thread(
+                    load_config, self.config_path, overrides=self.config_overrides
+                )
             except ConfigError as err:
                 ok = False
                 log.error(

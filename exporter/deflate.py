@@ -4,70 +4,65 @@
 scrape would cost more than everything else together. Each piece is compressed once as raw
 deflate ending in a full flush (byte-aligned, no back-references into the next piece), so
 pieces concatenate into a single valid deflate stream; the gzip CRC-32 of the whole is combined
-from the pieces' CRCs with zlib's own algorithm (crc32_combine: multiplication by x^(8n) modulo
-the CRC polynomial). Multi-member gzip would be simpler, but several HTTP clients (httpx, curl)
-read only the first member.
+from the pieces' CRCs (crc32_combine), so the body is never re-read. Multi-member gzip would be
+simpler, but several HTTP clients (httpx, curl) read only the first member.
+
+Compression and CRCs use ISA-L (PyPI `isal`): measured on the `*_age_seconds` text of 10,000
+connectors (1 MB), its deflate takes 0.25 ms against zlib's 2.2 ms at level 1 for the same
+size (28.7 KB vs 29.5 KB), and its CRC-32 0.015 ms against 0.4 ms. zlib-ng took 0.54 ms and
+compressed to 46 KB. The age families are compressed on every scrape in a new second, so this
+is most of what a scrape at Prometheus' cadence costs after the age text itself.
 """
 
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Iterable, Iterator
 
-LEVEL = 1  # /metrics text compresses ~30x even at the fastest level
-_POLY = 0xEDB88320  # CRC-32 (reflected), as zlib
+from isal import isal_zlib
+
+LEVEL = 1  # ISA-L level 1: as fast as level 0 on /metrics text and ~45% smaller
+INFLATE_PART_BYTES = 1024 * 1024  # what a plain scrape inflates at a time
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, no mtime, OS unknown
 FINAL_BLOCK = b"\x03\x00"  # an empty fixed-Huffman block with BFINAL set
 GZIP_OVERHEAD = len(GZIP_HEADER) + len(FINAL_BLOCK) + 8
 
 
-def _multmodp(a: int, b: int) -> int:
-    """a(x) * b(x) modulo the CRC polynomial, in zlib's reflected bit order."""
-    m = 1 << 31
-    p = 0
-    while True:
-        if a & m:
-            p ^= b
-            if not a & (m - 1):
-                break
-        m >>= 1
-        b = (b >> 1) ^ _POLY if b & 1 else b >> 1
-    return p
+def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
+    """CRC-32 of A+B from crc(A), crc(B) and len(B)."""
+    combined: int = isal_zlib.crc32_combine(crc1, crc2, length2)
+    return combined
 
 
-def _x2n_table() -> list[int]:
-    table = []
-    p = 1 << 30  # x^1
-    for _ in range(32):
-        table.append(p)
-        p = _multmodp(p, p)
-    return table
-
-
-_X2N = _x2n_table()
-
-
-def shift_for(length: int) -> int:
-    """x^(8 * length) modulo the polynomial: what crc32_combine multiplies the first CRC by."""
-    p = 1 << 31  # x^0
-    k = 3
-    while length:
-        if length & 1:
-            p = _multmodp(_X2N[k & 31], p)
-        length >>= 1
-        k += 1
-    return p
-
-
-def crc32_combine(crc1: int, crc2: int, shift2: int) -> int:
-    """CRC-32 of A+B from crc(A), crc(B) and shift_for(len(B))."""
-    return _multmodp(shift2, crc1) ^ crc2
+def crc32(data: bytes) -> int:
+    value: int = isal_zlib.crc32(data)
+    return value
 
 
 def deflate_piece(data: bytes) -> bytes:
-    compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
-    return compressor.compress(data) + compressor.flush(zlib.Z_FULL_FLUSH)
+    compressor = isal_zlib.compressobj(LEVEL, isal_zlib.DEFLATED, -isal_zlib.MAX_WBITS)
+    out: bytes = compressor.compress(data) + compressor.flush(isal_zlib.Z_FULL_FLUSH)
+    return out
+
+
+def inflate_piece(data: bytes) -> bytes:
+    out: bytes = isal_zlib.decompressobj(-isal_zlib.MAX_WBITS).decompress(data)
+    return out
+
+
+def inflate_parts(data: bytes, part: int = INFLATE_PART_BYTES) -> Iterator[bytes]:
+    """`data` inflated in parts of at most `part` bytes.
+
+    Twenty concurrent plain scrapes of 50,000 connectors would otherwise each hold a whole
+    inflated piece (up to a few megabytes) and its copy in the socket buffer at once.
+    """
+    decompressor = isal_zlib.decompressobj(-isal_zlib.MAX_WBITS)
+    pending = data
+    while pending:
+        out: bytes = decompressor.decompress(pending, part)
+        pending = decompressor.unconsumed_tail
+        if out:
+            yield out
 
 
 class Piece:
@@ -77,19 +72,18 @@ class Piece:
     A frozen piece may drop its plain text to save memory; `plain` then inflates it again.
     """
 
-    __slots__ = ("_crc", "_deflated", "_plain", "_shift", "size")
+    __slots__ = ("_crc", "_deflated", "_plain", "size")
 
     def __init__(self, plain: bytes) -> None:
         self._plain: bytes | None = plain
         self._deflated: bytes | None = None
         self._crc: int | None = None
-        self._shift: int | None = None
         self.size = len(plain)
 
     @classmethod
     def frozen(cls, plain: bytes, *, keep_plain: bool = True) -> Piece:
         piece = cls(plain)
-        _ = piece.deflated, piece.crc, piece.shift
+        _ = piece.deflated, piece.crc
         if not keep_plain:
             piece._plain = None
         return piece
@@ -101,10 +95,11 @@ class Piece:
 
     @property
     def plain(self) -> bytes:
-        if self._plain is not None:
-            return self._plain
+        plain = self._plain  # read once: drop_plain() may run on another thread
+        if plain is not None:
+            return plain
         assert self._deflated is not None
-        return zlib.decompressobj(-zlib.MAX_WBITS).decompress(self._deflated)
+        return inflate_piece(self._deflated)
 
     @property
     def deflated(self) -> bytes:
@@ -115,17 +110,15 @@ class Piece:
     @property
     def crc(self) -> int:
         if self._crc is None:
-            self._crc = zlib.crc32(self.plain)
+            self._crc = crc32(self.plain)
         return self._crc
 
-    @property
-    def shift(self) -> int:
-        if self._shift is None:
-            self._shift = shift_for(self.size)
-        return self._shift
-
-    def plain_parts(self) -> list[bytes]:
-        return [self.plain]
+    def plain_parts(self) -> Iterable[bytes]:
+        plain = self._plain
+        if plain is not None:
+            return [plain]
+        assert self._deflated is not None
+        return inflate_parts(self._deflated)
 
     def deflated_parts(self) -> list[bytes]:
         return [self.deflated]
@@ -134,16 +127,15 @@ class Piece:
 class Run:
     """Consecutive pieces spliced once: one CRC combine per scrape instead of one per piece."""
 
-    __slots__ = ("_deflated", "crc", "pieces", "shift", "size")
+    __slots__ = ("_deflated", "crc", "pieces", "size")
 
     def __init__(self, pieces: Iterable[Piece]) -> None:
         self.pieces = [p for p in pieces if p.size]
         self.size = sum(p.size for p in self.pieces)
         crc = 0
         for piece in self.pieces:
-            crc = crc32_combine(crc, piece.crc, piece.shift)
+            crc = crc32_combine(crc, piece.crc, piece.size)
         self.crc = crc
-        self.shift = shift_for(self.size)
         self._deflated = [p.deflated for p in self.pieces]
 
     @property
@@ -151,7 +143,8 @@ class Run:
         return any(p.inflates for p in self.pieces)
 
     def plain_parts(self) -> Iterator[bytes]:
-        return (p.plain for p in self.pieces)  # lazily: dropped plain text inflates per piece
+        # lazily: dropped plain text inflates a part at a time as it is written
+        return (part for p in self.pieces for part in p.plain_parts())
 
     def deflated_parts(self) -> list[bytes]:
         return self._deflated
@@ -174,7 +167,7 @@ def gzip_stream(items: Iterable[Splice]) -> Iterator[bytes]:
         if not item.size:
             continue
         yield from item.deflated_parts()
-        crc = crc32_combine(crc, item.crc, item.shift)
+        crc = crc32_combine(crc, item.crc, item.size)
         size += item.size
     yield FINAL_BLOCK
     yield struct.pack("<II", crc & 0xFFFFFFFF, size & 0xFFFFFFFF)

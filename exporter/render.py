@@ -8,7 +8,7 @@ byte-for-byte what prometheus-client renders for the same families (tests/test_r
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 
 from exporter.deflate import Piece
@@ -19,9 +19,10 @@ from exporter.model import OTHER, Snapshot, StateSets
 # rendering never holds more than a few megabytes of text however large the account.
 CHUNK_CONNECTORS = 4096
 # Plain text kept per account for uncompressed scrapes (Prometheus always asks for gzip).
-# 64 MiB covers ~20,000 connectors; past it, the rare plain scrape inflates the pieces again
-# instead of the exporter holding ~3 KB of text per connector forever.
-KEEP_PLAIN_BYTES = 64 * 1024 * 1024
+# 16 MiB covers ~5,000 connectors; past it, the rare plain scrape inflates the pieces again
+# (ISA-L inflates ~1 GB/s) instead of the exporter holding ~3 KB of text per connector, twice
+# while a poll publishes: at 64 MiB that was a third of the peak RSS at 50,000 connectors.
+KEEP_PLAIN_BYTES = 16 * 1024 * 1024
 # StateSet attributes of Connector, and the StateSets field listing their known values.
 STATESET_FIELDS = {
     "setup_state": "setup",
@@ -50,14 +51,15 @@ class AgeTemplate:
     """The `*_age_seconds` lines of one snapshot, waiting for the scrape time."""
 
     template: bytes  # one `name{labels} %d\n` per timestamp, `%` in labels doubled
-    timestamps: list[int]  # whole seconds, rounded up: an age never overstates
+    negated: list[int]  # minus each timestamp in whole seconds, rounded up: never overstates
     latest: int
 
     def render(self, now: int) -> bytes:
         # Whole seconds: finer precision means nothing for an age, and integer %d is C-fast.
+        # `map(now.__add__, …)` makes the ages in C, a third faster than a comprehension.
         if now >= self.latest:
-            return self.template % tuple([now - t for t in self.timestamps])
-        return self.template % tuple([max(0, now - t) for t in self.timestamps])
+            return self.template % tuple(map(now.__add__, self.negated))
+        return self.template % tuple([max(0, now + t) for t in self.negated])
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,7 +95,7 @@ def _ages(family: Family, run: Run) -> AgeTemplate:
         if ts is not None:
             lines.append(f"{family.name}{{{ac},{run.vendor}}}".replace("%", "%%") + " %d\n")
             stamps.append(math.ceil(ts))
-    return AgeTemplate("".join(lines).encode(), stamps, max(stamps, default=0))
+    return AgeTemplate("".join(lines).encode(), [-t for t in stamps], max(stamps, default=0))
 
 
 def known_states(states: StateSets) -> dict[str, tuple[str, ...]]:
@@ -101,8 +103,17 @@ def known_states(states: StateSets) -> dict[str, tuple[str, ...]]:
     return {attr: (*getattr(states, f), OTHER) for attr, f in STATESET_FIELDS.items()}
 
 
-def render_snapshot(snap: Snapshot, keep_plain_bytes: int = KEEP_PLAIN_BYTES) -> RenderedSnapshot:
-    """Render every per-connector and catalog series of `snap`; pure CPU, run at poll time."""
+def render_snapshot(
+    snap: Snapshot,
+    keep_plain_bytes: int = KEEP_PLAIN_BYTES,
+    families: Container[str] | None = None,
+) -> RenderedSnapshot:
+    """Render every per-connector and catalog series of `snap`; pure CPU, run at poll time.
+
+    `families`: the names to render (the metric allow/deny lists); None renders all. Each
+    chunk is compressed as soon as it is rendered, so a whole family's text never exists at
+    once (at 50,000 connectors `connector_health` alone is 40 MB of text).
+    """
     vendor = f'vendor="{esc(snap.vendor)}"'
     account = f'account="{esc(snap.account)}"'
     prefixes = [f'{account},connector_id="{esc(c.connector_id)}"' for c in snap.connectors]
@@ -110,25 +121,29 @@ def render_snapshot(snap: Snapshot, keep_plain_bytes: int = KEEP_PLAIN_BYTES) ->
     budget = keep_plain_bytes
     pieces: dict[str, list[Piece]] = {}
     ages: dict[str, AgeTemplate] = {}
+
+    def freeze(chunk: bytes, out: list[Piece]) -> None:
+        nonlocal budget
+        if chunk:
+            budget -= len(chunk)
+            out.append(Piece.frozen(chunk, keep_plain=budget >= 0))
+
     for family in (*CONNECTOR, *CATALOG):
-        chunks: list[bytes] = []
+        if families is not None and family.name not in families:
+            continue
         if family.age_of:
             ages[family.age_of] = _ages(family, everything)
             continue
-        if family.lines is None:
-            chunks.append("".join(_catalog_lines(family.name, snap, account, vendor)).encode())
-        else:
-            for i in range(0, len(snap.connectors), CHUNK_CONNECTORS):
-                run = Run(
-                    snap.connectors[i : i + CHUNK_CONNECTORS],
-                    prefixes[i : i + CHUNK_CONNECTORS],
-                    vendor,
-                    everything.states,
-                )
-                chunks.append("".join(family.lines(run)).encode())
         out = pieces[family.name] = []
-        for chunk in chunks:
-            if chunk:
-                budget -= len(chunk)
-                out.append(Piece.frozen(chunk, keep_plain=budget >= 0))
+        if family.lines is None:
+            freeze("".join(_catalog_lines(family.name, snap, account, vendor)).encode(), out)
+            continue
+        for i in range(0, len(snap.connectors), CHUNK_CONNECTORS):
+            run = Run(
+                snap.connectors[i : i + CHUNK_CONNECTORS],
+                prefixes[i : i + CHUNK_CONNECTORS],
+                vendor,
+                everything.states,
+            )
+            freeze("".join(family.lines(run)).encode(), out)
     return RenderedSnapshot(pieces=pieces, ages=ages)

@@ -83,6 +83,7 @@ class AccountRunner:
         vendor: str = account.vendor
         self.account = account
         self.poll_timeout = config.poll_timeout
+        self.families = config.enabled_families  # the metric allow/deny lists, kept current
         self.clock = clock
         self.status = AccountStatus(vendor, account.name, config.interval_of(account))
         adapter_cls = REGISTRY[vendor].adapter
@@ -207,7 +208,7 @@ class AccountRunner:
                     for c in snapshot.connectors
                 ),
             )
-        return publish(snapshot, carry_health_since(previous, snapshot))
+        return publish(snapshot, carry_health_since(previous, snapshot), self.families)
 
     def _apply(
         self, snapshot: Snapshot, batch: Sequence[tuple[Event, float]], *, record: bool
@@ -244,7 +245,7 @@ class AccountRunner:
 
     def _publish_events(self, previous: Published, batch: list[tuple[Event, float]]) -> Published:
         snapshot = self._apply(previous.snapshot, batch, record=True)
-        return publish(snapshot, carry_health_since(previous, snapshot))
+        return publish(snapshot, carry_health_since(previous, snapshot), self.families)
 
     async def deliver(self, events: Sequence[Event], received_at: float) -> bool:
         """Apply verified events at once: one new Published for the account, one swap.
@@ -321,6 +322,7 @@ class Scheduler:
             previous = old.pop(account.key, None)
             if previous is not None and _same(previous, account, self.config, config):
                 runners[account.key] = previous
+                previous.families = config.enabled_families  # from its next poll on
                 continue
             runner = runners[account.key] = AccountRunner(account, config)
             if previous is not None:

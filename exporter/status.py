@@ -9,7 +9,7 @@ on this module, never on the scheduler.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 
 from exporter.model import SEVERITY, SYNC_RESULTS, Connector, Health, Snapshot
@@ -77,10 +77,13 @@ def carry_health_since(previous: Published | None, current: Snapshot) -> dict[st
     }
 
 
-def publish(snapshot: Snapshot, since: Mapping[str, float]) -> Published:
+def publish(
+    snapshot: Snapshot, since: Mapping[str, float], families: Container[str] | None = None
+) -> Published:
     """Everything derived from a snapshot, computed once; pure CPU, run off the event loop.
 
-    `since` holds, per connector, when its current health was first seen (`carry_health_since`).
+    `since` holds, per connector, when its current health was first seen (`carry_health_since`);
+    `families` the metric families to render (None: all).
     """
     counts = Counter(c.health for c in snapshot.connectors)
     ranks = {h: i for i, h in enumerate(SEVERITY)}
@@ -95,7 +98,7 @@ def publish(snapshot: Snapshot, since: Mapping[str, float]) -> Published:
     )[:UNHEALTHY_ROWS]
     return Published(
         snapshot=snapshot,
-        rendered=render_snapshot(snapshot),
+        rendered=render_snapshot(snapshot, families=families),
         since=since,
         counts=dict(counts),
         unhealthy=tuple(unhealthy),

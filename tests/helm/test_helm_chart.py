@@ -730,6 +730,43 @@ def test_without_autosharding_a_deployment_polls_everything() -> None:
     assert not [a for a in container(objects)["args"] if a.startswith("--shard")]
 
 
+def test_metric_lists_become_flags_that_check_config_accepts(tmp_path: Path) -> None:
+    objects = render(
+        None,
+        "metricDenylist={connector_health,connector_.*_age_seconds}",
+        "existingSecret=ci-credentials",
+    )
+    args = container(objects)["args"]
+    assert "--metric-denylist=connector_health,connector_.*_age_seconds" in args
+    assert not [a for a in args if a.startswith("--metric-allowlist")]
+    config, env = pod_environment(objects, tmp_path / "pod")
+    flags = [a for a in args if a.startswith("--metric-")]
+    result = subprocess.run(
+        [str(EXPORTER), "check-config", "--config", str(config), *flags],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "not served: connector_health, connector_last_success_age_seconds," in result.stdout
+    allow = container(render(None, "metricAllowlist={connector_info}"))["args"]
+    assert "--metric-allowlist=connector_info" in allow
+    assert not [a for a in container(render())["args"] if a.startswith("--metric-")]
+
+
+def test_metric_lists_are_exclusive_and_comma_free() -> None:
+    both = run_helm(
+        "template", RELEASE, "--set", "metricAllowlist={a}", "--set", "metricDenylist={b}"
+    )
+    assert both.returncode != 0
+    assert "set metricAllowlist or metricDenylist, not both" in both.stderr
+    comma = run_helm("template", RELEASE, "--set-json", 'metricDenylist=["a,b"]')
+    assert comma.returncode != 0
+    assert "metricDenylist" in comma.stderr
+
+
 @pytest.mark.parametrize("count", range(1, 9))
 def test_autosharding_renders_a_statefulset(count: int) -> None:
     objects = render(None, "autosharding.enabled=true", f"replicas={count}")
