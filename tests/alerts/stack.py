@@ -7,6 +7,7 @@ ready and returns its base URL.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,12 @@ def ok(url: str) -> bool:
     return httpx.get(url, timeout=5).status_code == 200
 
 
-def start_simulator(procs: Processes, fleet_sizes: dict[str, int] | None = None) -> str:
+def start_simulator(
+    procs: Processes, fleet_sizes: dict[str, int] | None = None, args: Sequence[str] = ()
+) -> str:
     port = free_port()
     sizes = [f"--fleet-size={vendor}={n}" for vendor, n in (fleet_sizes or {}).items()]
-    procs.start("simulator", [str(EXPORTER), "simulate", "--port", str(port), *sizes])
+    procs.start("simulator", [str(EXPORTER), "simulate", "--port", str(port), *sizes, *args])
     base = f"http://127.0.0.1:{port}"
     wait_for(
         "the simulator",
@@ -52,7 +55,16 @@ def start_simulator(procs: Processes, fleet_sizes: dict[str, int] | None = None)
     return base
 
 
-def start_exporter(procs: Processes, accounts: list[dict[str, Any]], poll: str = "1s") -> str:
+def heal_fleet(simulator: str, vendor: str = "fivetran") -> None:
+    """Every connector of `vendor` healthy: the only alerts are then those a test causes."""
+    for c in get_json(f"{simulator}/_control/{vendor}/connectors"):
+        url = f"{simulator}/_control/{vendor}/connectors/{c['id']}/health"
+        httpx.post(url, json={"health": "healthy"}, timeout=5).raise_for_status()
+
+
+def start_exporter(
+    procs: Processes, accounts: list[dict[str, Any]], poll: str = "1s", args: Sequence[str] = ()
+) -> str:
     config = procs.workdir / "exporter.yml"
     config.write_text(
         yaml.safe_dump(
@@ -62,7 +74,7 @@ def start_exporter(procs: Processes, accounts: list[dict[str, Any]], poll: str =
     address = f"127.0.0.1:{free_port()}"
     procs.start(
         "exporter",
-        [str(EXPORTER), "run", "--config", str(config), "--listen-address", address],
+        [str(EXPORTER), "run", "--config", str(config), "--listen-address", address, *args],
     )
     wait_for("the exporter", lambda: ok(f"http://{address}/readyz"), 30, 0.2, procs.logs)
     return address
@@ -130,24 +142,8 @@ def start_alertmanager(
     for route in config["route"]["routes"]:
         for timer in ("group_wait", "group_interval", "repeat_interval"):
             route.pop(timer, None)
-    path = procs.workdir / "alertmanager.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    storage = procs.workdir / "alertmanager-data"
-    storage.mkdir()
-    address = f"127.0.0.1:{free_port()}"
-    procs.start(
-        "alertmanager",
-        [
-            alertmanager_binary(),
-            f"--config.file={path}",
-            f"--storage.path={storage}",
-            f"--web.listen-address={address}",
-            "--cluster.listen-address=",
-            "--log.level=debug",
-        ],
-    )
-    wait_for("Alertmanager", lambda: ok(f"http://{address}/-/ready"), 30, 0.2, procs.logs)
-    return f"http://{address}"
+    flags = ["--cluster.listen-address=", "--log.level=debug"]
+    return _serve(procs, "Alertmanager", config, alertmanager_binary(), "--storage.path", flags)
 
 
 def start_prometheus(
@@ -172,24 +168,38 @@ def start_prometheus(
             ]
         },
     }
-    path = procs.workdir / "prometheus.yml"
+    # send firing alerts on every evaluation so Alertmanager never times them out
+    flags = ["--rules.alert.resend-delay=1s", "--log.level=info"]
+    return _serve(procs, "Prometheus", config, binary("prometheus"), "--storage.tsdb.path", flags)
+
+
+def _serve(
+    procs: Processes,
+    label: str,
+    config: dict[str, Any],
+    program: str,
+    storage_flag: str,
+    flags: list[str],
+) -> str:
+    """Prometheus or Alertmanager (both take the same config, storage and address flags) with
+    `config` and its own data folder, on a free port; its base URL once it is ready."""
+    name = label.lower()
+    path = procs.workdir / f"{name}.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    storage = procs.workdir / "prometheus-data"
+    storage = procs.workdir / f"{name}-data"
     storage.mkdir()
     address = f"127.0.0.1:{free_port()}"
     procs.start(
-        "prometheus",
+        name,
         [
-            binary("prometheus"),
+            program,
             f"--config.file={path}",
-            f"--storage.tsdb.path={storage}",
+            f"{storage_flag}={storage}",
             f"--web.listen-address={address}",
-            # send firing alerts on every evaluation so Alertmanager never times them out
-            "--rules.alert.resend-delay=1s",
-            "--log.level=info",
+            *flags,
         ],
     )
-    wait_for("Prometheus", lambda: ok(f"http://{address}/-/ready"), 30, 0.2, procs.logs)
+    wait_for(label, lambda: ok(f"http://{address}/-/ready"), 30, 0.2, procs.logs)
     return f"http://{address}"
 
 

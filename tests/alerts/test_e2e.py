@@ -19,6 +19,7 @@ from tests.alerts.procs import Proc, Processes, WebhookReceiver, wait_for
 from tests.alerts.stack import (
     JOB,
     get_json,
+    heal_fleet,
     query,
     shortened_rules,
     start_alertmanager,
@@ -74,10 +75,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     receiver.start()
     try:
         simulator = start_simulator(procs)
-        # A clean fleet: every connector healthy, so the only alert is the one the test causes.
-        for c in get_json(f"{simulator}/_control/fivetran/connectors"):
-            url = f"{simulator}/_control/fivetran/connectors/{c['id']}/health"
-            httpx.post(url, json={"health": "healthy"}, timeout=5).raise_for_status()
+        heal_fleet(simulator)
         exporter = start_exporter(
             procs,
             [

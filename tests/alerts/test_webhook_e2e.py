@@ -20,17 +20,17 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
-from tests.alerts.procs import EXPORTER, Processes, WebhookReceiver, free_port, wait_for
+from tests.alerts.procs import Processes, WebhookReceiver, free_port, wait_for
 from tests.alerts.stack import (
     JOB,
-    get_json,
-    ok,
+    heal_fleet,
     query,
     shortened_rules,
     start_alertmanager,
+    start_exporter,
     start_prometheus,
+    start_simulator,
 )
 from tests.alerts.test_e2e import SHORT_FOR
 
@@ -77,66 +77,21 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     receiver.start()
     try:
         hook_port = free_port()
-        sim_port = free_port()
-        simulator = f"http://127.0.0.1:{sim_port}"
-        procs.start(
-            "simulator",
-            [
-                str(EXPORTER),
-                "simulate",
-                "--port",
-                str(sim_port),
-                "--webhook-url",
-                f"http://127.0.0.1:{hook_port}/webhooks",
-                "--webhook-secret",
-                SECRET,
-            ],
-        )
-        wait_for(
-            "the simulator",
-            lambda: ok(f"{simulator}/_control/fivetran/connectors"),
-            20,
-            0.2,
-            procs.logs,
-        )
-        for c in get_json(f"{simulator}/_control/fivetran/connectors"):
-            url = f"{simulator}/_control/fivetran/connectors/{c['id']}/health"
-            httpx.post(url, json={"health": "healthy"}, timeout=5).raise_for_status()
+        hooks = ["--webhook-url", f"http://127.0.0.1:{hook_port}/webhooks"]
+        simulator = start_simulator(procs, args=[*hooks, "--webhook-secret", SECRET])
+        heal_fleet(simulator)
         account: dict[str, Any] = {
             "vendor": "fivetran",
             "api_key": "sim-key",
             "api_secret": "sim-secret",
             "base_url": f"{simulator}/fivetran",
         }
-        config = tmp_path / "exporter.yml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "poll_interval": POLL,
-                    "max_retries": 0,
-                    "request_timeout": "5s",
-                    "accounts": [
-                        {**account, "name": "demo", "webhook_secret": SECRET},
-                        {**account, "name": "polled"},
-                    ],
-                }
-            )
+        address = start_exporter(
+            procs,
+            [{**account, "name": "demo", "webhook_secret": SECRET}, {**account, "name": "polled"}],
+            poll=POLL,
+            args=["--webhook-listen-address", f"127.0.0.1:{hook_port}"],
         )
-        address = f"127.0.0.1:{free_port()}"
-        procs.start(
-            "exporter",
-            [
-                str(EXPORTER),
-                "run",
-                "--config",
-                str(config),
-                "--listen-address",
-                address,
-                "--webhook-listen-address",
-                f"127.0.0.1:{hook_port}",
-            ],
-        )
-        wait_for("the exporter", lambda: ok(f"http://{address}/readyz"), 30, 0.2, procs.logs)
         alertmanager = start_alertmanager(procs, receiver.url(""))
         rules = shortened_rules(tmp_path / "rules", SHORT_FOR)
         prometheus = start_prometheus(procs, address, alertmanager, rules)
