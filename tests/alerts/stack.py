@@ -1,15 +1,18 @@
 """The real programs of the alert path: simulator, exporter, Prometheus, Alertmanager.
 
 Each `start_*` starts one program from `Processes` on free 127.0.0.1 ports, waits until it is
-ready and returns its base URL.
+ready and returns its base URL; `alert_path` starts all of them, wired together, with a webhook
+receiver at the end.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import yaml
@@ -18,7 +21,10 @@ from tests.alerts.procs import (
     ALERTMANAGER_EXAMPLE,
     EXPORTER,
     RULE_FILES,
+    Notification,
+    Proc,
     Processes,
+    WebhookReceiver,
     alertmanager_binary,
     binary,
     free_port,
@@ -55,11 +61,24 @@ def start_simulator(
     return base
 
 
-def heal_fleet(simulator: str, vendor: str = "fivetran") -> None:
-    """Every connector of `vendor` healthy: the only alerts are then those a test causes."""
-    for c in get_json(f"{simulator}/_control/{vendor}/connectors"):
-        url = f"{simulator}/_control/{vendor}/connectors/{c['id']}/health"
-        httpx.post(url, json={"health": "healthy"}, timeout=5).raise_for_status()
+# The control API changes one connector per call: calls go out from a small pool, bounded and
+# fast enough for a fleet of hundreds.
+WORKERS = 16
+
+
+def set_healths(
+    simulator: str, health: str, ids: list[str] | None = None, vendor: str = "fivetran"
+) -> None:
+    """Every connector of `vendor` in `ids` (default: all of them) to `health`."""
+    if ids is None:
+        ids = [c["id"] for c in get_json(f"{simulator}/_control/{vendor}/connectors")]
+    with httpx.Client(timeout=10) as client, ThreadPoolExecutor(max_workers=WORKERS) as pool:
+
+        def one(cid: str) -> None:
+            url = f"{simulator}/_control/{vendor}/connectors/{cid}/health"
+            client.post(url, json={"health": health}).raise_for_status()
+
+        list(pool.map(one, ids))
 
 
 def start_exporter(
@@ -208,3 +227,106 @@ def query(prometheus: str, promql: str) -> list[dict[str, Any]]:
     assert data["status"] == "success", data
     result: list[dict[str, Any]] = data["data"]["result"]
     return result
+
+
+def fivetran_account(simulator: str, name: str) -> dict[str, Any]:
+    """The config account that polls the simulated Fivetran fleet."""
+    return {
+        "vendor": "fivetran",
+        "name": name,
+        "api_key": "sim-key",
+        "api_secret": "sim-secret",
+        "base_url": f"{simulator}/fivetran",
+    }
+
+
+@dataclass
+class AlertPath:
+    """simulator -> exporter -> Prometheus -> Alertmanager -> `receiver`, all running."""
+
+    procs: Processes
+    receiver: WebhookReceiver
+    simulator: str
+    exporter: str
+    prometheus: str
+    alertmanager: str
+
+    def logs(self) -> str:
+        return self.receiver.describe() + "\n" + self.procs.logs()
+
+    def proc(self, name: str) -> Proc:
+        return next(p for p in self.procs.procs if p.name == name)
+
+    def set_health(self, vendor: str, connector_id: str, health: str) -> None:
+        url = f"{self.simulator}/_control/{vendor}/connectors/{connector_id}/health"
+        httpx.post(url, json={"health": health}, timeout=5).raise_for_status()
+
+    def notification(
+        self,
+        what: str,
+        since: float,
+        path: str | None = None,
+        status: str | None = None,
+        timeout: float = 60,
+        **labels: str,
+    ) -> tuple[Notification, dict[str, Any]]:
+        """The first (notification, alert) after `since` that matches, waited for."""
+        return wait_for(
+            what,
+            lambda: next(self.receiver.find(since, path, status, **labels), None),
+            timeout=timeout,
+            on_timeout=self.logs,
+        )
+
+    def wait_scraped(self) -> None:
+        wait_for(
+            "Prometheus to scrape the exporter",
+            lambda: query(self.prometheus, f'up{{job="{JOB}"}} == 1'),
+            timeout=30,
+            on_timeout=self.logs,
+        )
+
+    def wait_quiet(self, promql: str, what: str = "no alert firing", timeout: float = 30) -> None:
+        """Until the query `promql` (an ALERTS selector) returns nothing."""
+        wait_for(what, lambda: query(self.prometheus, promql) == [], timeout, 0.2, self.logs)
+
+
+P = TypeVar("P", bound=AlertPath)
+
+
+def alert_path(
+    kind: type[P],
+    tmp_path: Path,
+    accounts: Callable[[str], list[dict[str, Any]]],
+    rules: Callable[[Path], list[Path]],
+    *,
+    fleet_sizes: dict[str, int] | None = None,
+    heal: bool = True,
+    simulator_args: Sequence[str] = (),
+    poll: str = "1s",
+    exporter_args: Sequence[str] = (),
+    without_inhibition_by: str | None = None,
+    intervals: tuple[str, str] = ("1s", "1s"),
+) -> Iterator[P]:
+    """Starts the whole path (for a fixture to `yield from`) and stops it after.
+
+    `accounts(simulator URL)` is the exporter's accounts, `rules(folder)` writes the rule files
+    Prometheus loads; `heal` makes every simulated Fivetran connector healthy first, so that the
+    only alerts are those the test causes. `intervals`: Prometheus' scrape and evaluation.
+    """
+    procs = Processes(tmp_path)
+    receiver = WebhookReceiver()
+    receiver.start()
+    try:
+        simulator = start_simulator(procs, fleet_sizes, simulator_args)
+        if heal:
+            set_healths(simulator, "healthy")
+        exporter = start_exporter(procs, accounts(simulator), poll, exporter_args)
+        alertmanager = start_alertmanager(procs, receiver.url(""), without_inhibition_by)
+        prometheus = start_prometheus(
+            procs, exporter, alertmanager, rules(tmp_path / "rules"), *intervals
+        )
+        yield kind(procs, receiver, simulator, exporter, prometheus, alertmanager)
+    finally:
+        procs.close()
+        receiver.close()
