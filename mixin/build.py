@@ -124,6 +124,16 @@ def rule_files(override: Mapping[str, Any] | None = None) -> dict[str, str]:
     return {name: render(key, out[key]) for key, name in RULE_FILES.items()}
 
 
+def write_rule_files(directory: Path, override: Mapping[str, Any] | None = None) -> list[Path]:
+    """The mixin's rule files (with `override` merged into `_config`) written to `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in rule_files(override).items():
+        paths.append(directory / name)
+        paths[-1].write_text(text)
+    return paths
+
+
 def drift(directory: Path = ALERTS) -> list[str]:
     """Unified diffs between the checked-in rule files and the mixin's output (empty: none)."""
     diffs = []
@@ -161,9 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     override = json.loads(args.config.read_text()) if args.config else None
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, text in rule_files(override).items():
-        (args.out / name).write_text(text)
+    write_rule_files(args.out, override)
     if args.dashboards:
         folder = args.out / "dashboards"
         folder.mkdir(exist_ok=True)

@@ -8,7 +8,7 @@ import os
 import re
 import shutil
 import struct
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,16 +35,26 @@ SECRET_KEYS = ("api_key", "api_secret", "token", "app_id")
 HOSTILE = '<img src=x onerror="document.title=1">&amp;'
 
 
-def secrets_of(sim: Simulator) -> list[str]:
-    return [str(a[k]) for a in sim.accounts() for k in SECRET_KEYS if k in a]
+NOW = 1_700_000_000.0
 
 
-async def poll_all(sim: Simulator, clock: list[float]) -> list[AccountRunner]:
+def assert_no_secrets(sim: Simulator, page: str) -> None:
+    for secret in [str(a[k]) for a in sim.accounts() for k in SECRET_KEYS if k in a]:
+        assert secret not in page
+
+
+@pytest.fixture
+async def runners(sim: Simulator) -> AsyncIterator[list[AccountRunner]]:
+    """One runner per simulator account, each polled once (successfully) at NOW."""
     config = make_config(sim.accounts())
-    runners = [AccountRunner(a, config, clock=lambda: clock[0]) for a in config.accounts]
-    for runner in runners:
-        assert await runner.poll()
-    return runners
+    started = [AccountRunner(a, config, clock=lambda: NOW) for a in config.accounts]
+    try:
+        for runner in started:
+            assert await runner.poll()
+        yield started
+    finally:
+        for runner in started:
+            await runner.aclose()
 
 
 def rows(page: str, table: str) -> list[str]:
@@ -60,11 +70,11 @@ def status_of(*connectors: Connector, since: dict[str, float] | None = None) -> 
 
 
 # --- the page from real polls --------------------------------------------------------------
-async def test_page_of_the_demo_fleet_lists_accounts_counts_and_unhealthy(sim: Simulator) -> None:
-    clock = [1_700_000_000.0]
-    runners = await poll_all(sim, clock)
+async def test_page_of_the_demo_fleet_lists_accounts_counts_and_unhealthy(
+    sim: Simulator, runners: list[AccountRunner]
+) -> None:
     statuses = [r.status for r in runners]
-    page = landing_page(statuses, clock[0] + 90)
+    page = landing_page(statuses, NOW + 90)
 
     connectors = [c for s in statuses if s.snapshot for c in s.snapshot.connectors]
     unhealthy = [c for c in connectors if c.health is not Health.HEALTHY]
@@ -90,26 +100,20 @@ async def test_page_of_the_demo_fleet_lists_accounts_counts_and_unhealthy(sim: S
     assert accounts[1].startswith("<tr><td>bindbee</td><td>demo</td>")
     assert all('class="ok"' in r for r in accounts)
     assert f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">' in page
-    for secret in secrets_of(sim):
-        assert secret not in page
-    for runner in runners:
-        await runner.aclose()
+    assert_no_secrets(sim, page)
 
 
-async def test_failed_poll_shows_failed_and_no_credentials(sim: Simulator) -> None:
-    clock = [1_700_000_000.0]
-    runners = await poll_all(sim, clock)
+async def test_failed_poll_shows_failed_and_no_credentials(
+    sim: Simulator, runners: list[AccountRunner]
+) -> None:
     bindbee = next(r for r in runners if r.status.vendor == "bindbee")
     sim.vendors["bindbee"].token = "rotated"  # type: ignore[attr-defined]
     assert not await bindbee.poll()
-    page = landing_page([r.status for r in runners], clock[0])
+    page = landing_page([r.status for r in runners], NOW)
     row = next(r for r in rows(page, "accounts") if "<td>bindbee</td>" in r)
     assert 'class="failed" title="' in row and ">failed<" in row
     assert bindbee.status.last_error  # the vendor's message, shown as the cell's title
-    for secret in secrets_of(sim):
-        assert secret not in page
-    for runner in runners:
-        await runner.aclose()
+    assert_no_secrets(sim, page)
 
 
 async def test_health_since_follows_changes_between_polls(sim: Simulator) -> None:

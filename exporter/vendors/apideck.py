@@ -15,11 +15,11 @@ from pydantic import Field, SecretStr
 
 from exporter.accounts import CatalogAndConnections
 from exporter.errors import RequestRejected
-from exporter.model import CatalogEntry, Connector, Health, PollResult, StateSets
+from exporter.model import CatalogEntry, Connector, Health, StateSets
 from exporter.vendors.base import (
-    Adapter,
     ApiClient,
     BadEvent,
+    CatalogAdapter,
     Event,
     Vendor,
     Webhook,
@@ -170,7 +170,7 @@ def parse_consumer(data: Any) -> Mapping[str, Any]:
     return expect_mapping(expect_mapping(data, "response").get("data"), "response.data")
 
 
-class ApideckAdapter(Adapter[ApideckAccount]):
+class ApideckAdapter(CatalogAdapter[ApideckAccount]):
     states = STATES
 
     @staticmethod
@@ -208,7 +208,10 @@ class ApideckAdapter(Adapter[ApideckAccount]):
         connections = as_list(consumer.get("connections"))
         return self.translated(connections, partial(translate_connection, consumer_id))
 
-    async def _connections(self) -> list[Connector]:
+    async def catalog(self) -> list[CatalogEntry]:
+        return [e async for items in self._pages(CATALOG_PATH) for e in translate_catalog(items)]
+
+    async def connections(self) -> list[Connector]:
         """Every listed consumer's connections, in listing order.
 
         SPEC §4 reads the connections embedded in each consumer. vault.yml's GetConsumersResponse
@@ -251,16 +254,6 @@ class ApideckAdapter(Adapter[ApideckAccount]):
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
         return [c for slot in slots for c in slot]
-
-    async def poll(self) -> PollResult:
-        catalog: list[CatalogEntry] = []
-        connectors: list[Connector] = []
-        if self.account.catalog:
-            async for items in self._pages(CATALOG_PATH):
-                catalog.extend(translate_catalog(items))
-        if self.account.connections:
-            connectors = await self._connections()
-        return PollResult(connectors=tuple(connectors), catalog=tuple(catalog))
 
 
 # Webhooks (developers.apideck.com/guides/webhook-signature-verification and the Vault API's

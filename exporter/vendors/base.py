@@ -33,7 +33,7 @@ import httpx
 from pydantic import SecretStr
 
 from exporter import __version__
-from exporter.accounts import AccountBase
+from exporter.accounts import AccountBase, CatalogAndConnections
 from exporter.errors import (
     AuthFailed,
     BadResponse,
@@ -46,7 +46,7 @@ from exporter.errors import (
     VendorError,
 )
 from exporter.logs import longest_first, redact_with, sanitise, secret_forms
-from exporter.model import Connector, PollResult, StateSets
+from exporter.model import CatalogEntry, Connector, PollResult, StateSets
 
 # Retry policy (SPEC §4): capped exponential backoff with full jitter, Retry-After honoured
 # up to a cap so that one vendor cannot park a poll for an hour.
@@ -517,6 +517,27 @@ class Adapter(ABC, Generic[A]):
     @abstractmethod
     async def poll(self) -> PollResult:
         """Fetch every page and translate it; raises VendorError on failure."""
+
+
+C = TypeVar("C", bound=CatalogAndConnections)
+
+
+class CatalogAdapter(Adapter[C]):
+    """A vendor with a connector catalog and connections: each listing polled (catalog first)
+    when the account asks for it."""
+
+    @abstractmethod
+    async def catalog(self) -> list[CatalogEntry]:
+        """Every catalog entry; raises VendorError on failure."""
+
+    @abstractmethod
+    async def connections(self) -> list[Connector]:
+        """Every connection, translated; raises VendorError on failure."""
+
+    async def poll(self) -> PollResult:
+        catalog = await self.catalog() if self.account.catalog else []
+        connectors = await self.connections() if self.account.connections else []
+        return PollResult(connectors=tuple(connectors), catalog=tuple(catalog))
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,11 @@ from pydantic import SecretStr
 
 from exporter.accounts import CatalogAndConnections
 from exporter.errors import BadResponse
-from exporter.model import CatalogEntry, Connector, Health, PollResult, StateSets
+from exporter.model import CatalogEntry, Connector, Health, StateSets
 from exporter.vendors.base import (
     MAX_PAGES,
-    Adapter,
     BadEvent,
+    CatalogAdapter,
     Event,
     Vendor,
     Webhook,
@@ -184,7 +184,7 @@ async def offset_pages(
     raise BadResponse(f"pagination did not end after {max_pages} pages")
 
 
-class OpenintAdapter(Adapter[OpenintAccount]):
+class OpenintAdapter(CatalogAdapter[OpenintAccount]):
     states = STATES
 
     @staticmethod
@@ -199,16 +199,15 @@ class OpenintAdapter(Adapter[OpenintAccount]):
         async for items in offset_pages(fetch, PAGE_SIZE):
             yield items
 
-    async def poll(self) -> PollResult:
-        catalog: list[CatalogEntry] = []
-        connectors: list[Connector] = []
-        if self.account.catalog:
-            async for items in self._pages(CATALOG_PATH):
-                catalog.extend(translate_catalog(items))
-        if self.account.connections:
-            async for items in self._pages(CONNECTIONS_PATH):
-                connectors.extend(self.translated(items, translate_one))
-        return PollResult(connectors=tuple(connectors), catalog=tuple(catalog))
+    async def catalog(self) -> list[CatalogEntry]:
+        return [e async for items in self._pages(CATALOG_PATH) for e in translate_catalog(items)]
+
+    async def connections(self) -> list[Connector]:
+        return [
+            c
+            async for items in self._pages(CONNECTIONS_PATH)
+            for c in self.translated(items, translate_one)
+        ]
 
 
 # Webhooks: OpenInt documents connection events but no signing scheme, so the sender proves

@@ -1,14 +1,18 @@
 """The real programs of the alert path: simulator, exporter, Prometheus, Alertmanager.
 
 Each `start_*` starts one program from `Processes` on free 127.0.0.1 ports, waits until it is
-ready and returns its base URL.
+ready and returns its base URL; `alert_path` starts all of them, wired together, with a webhook
+receiver at the end.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import yaml
@@ -17,7 +21,10 @@ from tests.alerts.procs import (
     ALERTMANAGER_EXAMPLE,
     EXPORTER,
     RULE_FILES,
+    Notification,
+    Proc,
     Processes,
+    WebhookReceiver,
     alertmanager_binary,
     binary,
     free_port,
@@ -38,10 +45,12 @@ def ok(url: str) -> bool:
     return httpx.get(url, timeout=5).status_code == 200
 
 
-def start_simulator(procs: Processes, fleet_sizes: dict[str, int] | None = None) -> str:
+def start_simulator(
+    procs: Processes, fleet_sizes: dict[str, int] | None = None, args: Sequence[str] = ()
+) -> str:
     port = free_port()
     sizes = [f"--fleet-size={vendor}={n}" for vendor, n in (fleet_sizes or {}).items()]
-    procs.start("simulator", [str(EXPORTER), "simulate", "--port", str(port), *sizes])
+    procs.start("simulator", [str(EXPORTER), "simulate", "--port", str(port), *sizes, *args])
     base = f"http://127.0.0.1:{port}"
     wait_for(
         "the simulator",
@@ -52,7 +61,29 @@ def start_simulator(procs: Processes, fleet_sizes: dict[str, int] | None = None)
     return base
 
 
-def start_exporter(procs: Processes, accounts: list[dict[str, Any]], poll: str = "1s") -> str:
+# The control API changes one connector per call: calls go out from a small pool, bounded and
+# fast enough for a fleet of hundreds.
+WORKERS = 16
+
+
+def set_healths(
+    simulator: str, health: str, ids: list[str] | None = None, vendor: str = "fivetran"
+) -> None:
+    """Every connector of `vendor` in `ids` (default: all of them) to `health`."""
+    if ids is None:
+        ids = [c["id"] for c in get_json(f"{simulator}/_control/{vendor}/connectors")]
+    with httpx.Client(timeout=10) as client, ThreadPoolExecutor(max_workers=WORKERS) as pool:
+
+        def one(cid: str) -> None:
+            url = f"{simulator}/_control/{vendor}/connectors/{cid}/health"
+            client.post(url, json={"health": health}).raise_for_status()
+
+        list(pool.map(one, ids))
+
+
+def start_exporter(
+    procs: Processes, accounts: list[dict[str, Any]], poll: str = "1s", args: Sequence[str] = ()
+) -> str:
     config = procs.workdir / "exporter.yml"
     config.write_text(
         yaml.safe_dump(
@@ -62,7 +93,7 @@ def start_exporter(procs: Processes, accounts: list[dict[str, Any]], poll: str =
     address = f"127.0.0.1:{free_port()}"
     procs.start(
         "exporter",
-        [str(EXPORTER), "run", "--config", str(config), "--listen-address", address],
+        [str(EXPORTER), "run", "--config", str(config), "--listen-address", address, *args],
     )
     wait_for("the exporter", lambda: ok(f"http://{address}/readyz"), 30, 0.2, procs.logs)
     return address
@@ -130,24 +161,8 @@ def start_alertmanager(
     for route in config["route"]["routes"]:
         for timer in ("group_wait", "group_interval", "repeat_interval"):
             route.pop(timer, None)
-    path = procs.workdir / "alertmanager.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    storage = procs.workdir / "alertmanager-data"
-    storage.mkdir()
-    address = f"127.0.0.1:{free_port()}"
-    procs.start(
-        "alertmanager",
-        [
-            alertmanager_binary(),
-            f"--config.file={path}",
-            f"--storage.path={storage}",
-            f"--web.listen-address={address}",
-            "--cluster.listen-address=",
-            "--log.level=debug",
-        ],
-    )
-    wait_for("Alertmanager", lambda: ok(f"http://{address}/-/ready"), 30, 0.2, procs.logs)
-    return f"http://{address}"
+    flags = ["--cluster.listen-address=", "--log.level=debug"]
+    return _serve(procs, "Alertmanager", config, alertmanager_binary(), "--storage.path", flags)
 
 
 def start_prometheus(
@@ -172,24 +187,38 @@ def start_prometheus(
             ]
         },
     }
-    path = procs.workdir / "prometheus.yml"
+    # send firing alerts on every evaluation so Alertmanager never times them out
+    flags = ["--rules.alert.resend-delay=1s", "--log.level=info"]
+    return _serve(procs, "Prometheus", config, binary("prometheus"), "--storage.tsdb.path", flags)
+
+
+def _serve(
+    procs: Processes,
+    label: str,
+    config: dict[str, Any],
+    program: str,
+    storage_flag: str,
+    flags: list[str],
+) -> str:
+    """Prometheus or Alertmanager (both take the same config, storage and address flags) with
+    `config` and its own data folder, on a free port; its base URL once it is ready."""
+    name = label.lower()
+    path = procs.workdir / f"{name}.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    storage = procs.workdir / "prometheus-data"
+    storage = procs.workdir / f"{name}-data"
     storage.mkdir()
     address = f"127.0.0.1:{free_port()}"
     procs.start(
-        "prometheus",
+        name,
         [
-            binary("prometheus"),
+            program,
             f"--config.file={path}",
-            f"--storage.tsdb.path={storage}",
+            f"{storage_flag}={storage}",
             f"--web.listen-address={address}",
-            # send firing alerts on every evaluation so Alertmanager never times them out
-            "--rules.alert.resend-delay=1s",
-            "--log.level=info",
+            *flags,
         ],
     )
-    wait_for("Prometheus", lambda: ok(f"http://{address}/-/ready"), 30, 0.2, procs.logs)
+    wait_for(label, lambda: ok(f"http://{address}/-/ready"), 30, 0.2, procs.logs)
     return f"http://{address}"
 
 
@@ -198,3 +227,106 @@ def query(prometheus: str, promql: str) -> list[dict[str, Any]]:
     assert data["status"] == "success", data
     result: list[dict[str, Any]] = data["data"]["result"]
     return result
+
+
+def fivetran_account(simulator: str, name: str) -> dict[str, Any]:
+    """The config account that polls the simulated Fivetran fleet."""
+    return {
+        "vendor": "fivetran",
+        "name": name,
+        "api_key": "sim-key",
+        "api_secret": "sim-secret",
+        "base_url": f"{simulator}/fivetran",
+    }
+
+
+@dataclass
+class AlertPath:
+    """simulator -> exporter -> Prometheus -> Alertmanager -> `receiver`, all running."""
+
+    procs: Processes
+    receiver: WebhookReceiver
+    simulator: str
+    exporter: str
+    prometheus: str
+    alertmanager: str
+
+    def logs(self) -> str:
+        return self.receiver.describe() + "\n" + self.procs.logs()
+
+    def proc(self, name: str) -> Proc:
+        return next(p for p in self.procs.procs if p.name == name)
+
+    def set_health(self, vendor: str, connector_id: str, health: str) -> None:
+        url = f"{self.simulator}/_control/{vendor}/connectors/{connector_id}/health"
+        httpx.post(url, json={"health": health}, timeout=5).raise_for_status()
+
+    def notification(
+        self,
+        what: str,
+        since: float,
+        path: str | None = None,
+        status: str | None = None,
+        timeout: float = 60,
+        **labels: str,
+    ) -> tuple[Notification, dict[str, Any]]:
+        """The first (notification, alert) after `since` that matches, waited for."""
+        return wait_for(
+            what,
+            lambda: next(self.receiver.find(since, path, status, **labels), None),
+            timeout=timeout,
+            on_timeout=self.logs,
+        )
+
+    def wait_scraped(self) -> None:
+        wait_for(
+            "Prometheus to scrape the exporter",
+            lambda: query(self.prometheus, f'up{{job="{JOB}"}} == 1'),
+            timeout=30,
+            on_timeout=self.logs,
+        )
+
+    def wait_quiet(self, promql: str, what: str = "no alert firing", timeout: float = 30) -> None:
+        """Until the query `promql` (an ALERTS selector) returns nothing."""
+        wait_for(what, lambda: query(self.prometheus, promql) == [], timeout, 0.2, self.logs)
+
+
+P = TypeVar("P", bound=AlertPath)
+
+
+def alert_path(
+    kind: type[P],
+    tmp_path: Path,
+    accounts: Callable[[str], list[dict[str, Any]]],
+    rules: Callable[[Path], list[Path]],
+    *,
+    fleet_sizes: dict[str, int] | None = None,
+    heal: bool = True,
+    simulator_args: Sequence[str] = (),
+    poll: str = "1s",
+    exporter_args: Sequence[str] = (),
+    without_inhibition_by: str | None = None,
+    intervals: tuple[str, str] = ("1s", "1s"),
+) -> Iterator[P]:
+    """Starts the whole path (for a fixture to `yield from`) and stops it after.
+
+    `accounts(simulator URL)` is the exporter's accounts, `rules(folder)` writes the rule files
+    Prometheus loads; `heal` makes every simulated Fivetran connector healthy first, so that the
+    only alerts are those the test causes. `intervals`: Prometheus' scrape and evaluation.
+    """
+    procs = Processes(tmp_path)
+    receiver = WebhookReceiver()
+    receiver.start()
+    try:
+        simulator = start_simulator(procs, fleet_sizes, simulator_args)
+        if heal:
+            set_healths(simulator, "healthy")
+        exporter = start_exporter(procs, accounts(simulator), poll, exporter_args)
+        alertmanager = start_alertmanager(procs, receiver.url(""), without_inhibition_by)
+        prometheus = start_prometheus(
+            procs, exporter, alertmanager, rules(tmp_path / "rules"), *intervals
+        )
+        yield kind(procs, receiver, simulator, exporter, prometheus, alertmanager)
+    finally:
+        procs.close()
+        receiver.close()

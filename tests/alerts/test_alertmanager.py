@@ -75,19 +75,6 @@ def alertmanager(tmp_path: Path) -> Iterator[str]:
 # (source alert, target alert, inhibited?) — one independent case per row, kept apart by
 # distinct job / account / connector values. Per-connector alerts carry `job` but no
 # `instance` (HA replicas are aggregated away in the rules).
-def _c(
-    alertname: str, severity: str, job: str, vendor: str, account: str, cid: str
-) -> dict[str, str]:
-    return {
-        "alertname": alertname,
-        "severity": severity,
-        "job": job,
-        "vendor": vendor,
-        "account": account,
-        "connector_id": cid,
-    }
-
-
 def _account(alertname: str, severity: str, job: str, vendor: str, account: str) -> dict[str, str]:
     return {
         "alertname": alertname,
@@ -98,7 +85,20 @@ def _account(alertname: str, severity: str, job: str, vendor: str, account: str)
     }
 
 
+def _c(
+    alertname: str, severity: str, job: str, vendor: str, account: str, cid: str
+) -> dict[str, str]:
+    return {**_account(alertname, severity, job, vendor, account), "connector_id": cid}
+
+
+# sources that several rows share
 DEGRADED = _account("ConnectorAccountDegraded", "critical", "ce-s", "fivetran", "storm")
+ABSENT = {"alertname": "ConnectorExporterAbsent", "severity": "critical", "job": "ce-a"}
+POLL_FAILING = {
+    **_account("ConnectorExporterPollFailing", "warning", "ce-c", "bindbee", "a4"),
+    "instance": "x:1",
+}
+BROKEN = _c("ConnectorBroken", "critical", "ce-e", "fivetran", "a6", "c7")
 CASES: list[tuple[str, dict[str, str], dict[str, str], bool]] = [
     (
         "account degraded inhibits the account's broken connectors",
@@ -126,19 +126,19 @@ CASES: list[tuple[str, dict[str, str], dict[str, str], bool]] = [
     ),
     (
         "no exporter series for the job inhibits its connector alerts",
-        {"alertname": "ConnectorExporterAbsent", "severity": "critical", "job": "ce-a"},
+        ABSENT,
         _c("ConnectorBroken", "critical", "ce-a", "fivetran", "a1", "c1"),
         True,
     ),
     (
         "...and its account alerts",
-        {"alertname": "ConnectorExporterAbsent", "severity": "critical", "job": "ce-a"},
+        ABSENT,
         _account("ConnectorAccountDegraded", "critical", "ce-a", "openint", "a1"),
         True,
     ),
     (
         "...but not another job's",
-        {"alertname": "ConnectorExporterAbsent", "severity": "critical", "job": "ce-a"},
+        ABSENT,
         _c("ConnectorBroken", "critical", "ce-a2", "fivetran", "a8", "c1"),
         False,
     ),
@@ -178,65 +178,37 @@ CASES: list[tuple[str, dict[str, str], dict[str, str], bool]] = [
     ),
     (
         "poll failing inhibits connector alerts of that vendor and account",
-        {
-            "alertname": "ConnectorExporterPollFailing",
-            "severity": "warning",
-            "job": "ce-c",
-            "instance": "x:1",
-            "vendor": "bindbee",
-            "account": "a4",
-        },
+        POLL_FAILING,
         _c("ConnectorRelinkNeeded", "warning", "ce-c", "bindbee", "a4", "b2"),
         True,
     ),
     (
         "...not those of another account",
-        {
-            "alertname": "ConnectorExporterPollFailing",
-            "severity": "warning",
-            "job": "ce-c",
-            "instance": "x:1",
-            "vendor": "bindbee",
-            "account": "a4",
-        },
+        POLL_FAILING,
         _c("ConnectorRelinkNeeded", "warning", "ce-c", "bindbee", "a5", "b2"),
         False,
     ),
     (
         "...and not the exporter's own alerts",
-        {
-            "alertname": "ConnectorExporterPollFailing",
-            "severity": "warning",
-            "job": "ce-c",
-            "instance": "x:1",
-            "vendor": "bindbee",
-            "account": "a4",
-        },
-        {
-            "alertname": "ConnectorExporterStaleData",
-            "severity": "warning",
-            "job": "ce-c",
-            "instance": "x:1",
-            "vendor": "bindbee",
-            "account": "a4",
-        },
+        POLL_FAILING,
+        {**POLL_FAILING, "alertname": "ConnectorExporterStaleData"},
         False,
     ),
     (
         "broken inhibits sync failing of the same connector",
-        _c("ConnectorBroken", "critical", "ce-e", "fivetran", "a6", "c7"),
+        BROKEN,
         _c("ConnectorSyncFailing", "warning", "ce-e", "fivetran", "a6", "c7"),
         True,
     ),
     (
         "...and sync stale of the same connector",
-        _c("ConnectorBroken", "critical", "ce-e", "fivetran", "a6", "c7"),
+        BROKEN,
         _c("ConnectorSyncStale", "warning", "ce-e", "fivetran", "a6", "c7"),
         True,
     ),
     (
         "...but not of another connector",
-        _c("ConnectorBroken", "critical", "ce-e", "fivetran", "a6", "c7"),
+        BROKEN,
         _c("ConnectorSyncFailing", "warning", "ce-e", "fivetran", "a6", "c8"),
         False,
     ),

@@ -8,23 +8,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.alerts.procs import Proc, Processes, WebhookReceiver, wait_for
+from tests.alerts.procs import wait_for
 from tests.alerts.stack import (
     JOB,
+    AlertPath,
+    alert_path,
+    fivetran_account,
     get_json,
     query,
     shortened_rules,
-    start_alertmanager,
-    start_exporter,
-    start_prometheus,
-    start_simulator,
 )
 
 # Every `for` in the shipped rules becomes this in the test (defaults are minutes to a day).
@@ -39,23 +36,7 @@ def _watchdog(alert: dict[str, Any]) -> bool:
     return bool(alert["labels"].get("alertname") == WATCHDOG)
 
 
-@dataclass
-class Stack:
-    procs: Processes
-    receiver: WebhookReceiver
-    simulator: str
-    exporter: str
-    exporter_proc: Proc
-    prometheus: str
-    alertmanager: str
-
-    def logs(self) -> str:
-        return self.receiver.describe() + "\n" + self.procs.logs()
-
-    def set_health(self, vendor: str, connector_id: str, health: str) -> None:
-        url = f"{self.simulator}/_control/{vendor}/connectors/{connector_id}/health"
-        httpx.post(url, json={"health": health}, timeout=5).raise_for_status()
-
+class Stack(AlertPath):
     def firing(self, alertname: str) -> list[dict[str, Any]]:
         """Alerts Prometheus itself has firing (ALERTS), independent of Alertmanager."""
         return query(self.prometheus, f'ALERTS{{alertname="{alertname}",alertstate="firing"}}')
@@ -69,35 +50,12 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    procs = Processes(tmp_path)
-    receiver = WebhookReceiver()
-    receiver.start()
-    try:
-        simulator = start_simulator(procs)
-        # A clean fleet: every connector healthy, so the only alert is the one the test causes.
-        for c in get_json(f"{simulator}/_control/fivetran/connectors"):
-            url = f"{simulator}/_control/fivetran/connectors/{c['id']}/health"
-            httpx.post(url, json={"health": "healthy"}, timeout=5).raise_for_status()
-        exporter = start_exporter(
-            procs,
-            [
-                {
-                    "vendor": "fivetran",
-                    "name": "demo",
-                    "api_key": "sim-key",
-                    "api_secret": "sim-secret",
-                    "base_url": f"{simulator}/fivetran",
-                }
-            ],
-        )
-        exporter_proc = procs.procs[-1]
-        alertmanager = start_alertmanager(procs, receiver.url(""))
-        rules = shortened_rules(tmp_path / "rules", SHORT_FOR)
-        prometheus = start_prometheus(procs, exporter, alertmanager, rules)
-        yield Stack(procs, receiver, simulator, exporter, exporter_proc, prometheus, alertmanager)
-    finally:
-        procs.close()
-        receiver.close()
+    yield from alert_path(
+        Stack,
+        tmp_path,
+        lambda simulator: [fivetran_account(simulator, "demo")],
+        lambda rules: shortened_rules(rules, SHORT_FOR),
+    )
 
 
 @pytest.mark.e2e
@@ -106,12 +64,7 @@ def test_connector_breaks_recovers_and_exporter_goes_down(stack: Stack) -> None:
     s = stack
 
     # --- steady state: scraped, all rules loaded, nothing firing ---------------------------
-    wait_for(
-        "Prometheus to scrape the exporter",
-        lambda: [r for r in query(s.prometheus, f'up{{job="{JOB}"}} == 1')],
-        timeout=30,
-        on_timeout=s.logs,
-    )
+    s.wait_scraped()
     groups = get_json(f"{s.prometheus}/api/v1/rules")["data"]["groups"]
     loaded = {r["name"] for g in groups for r in g["rules"] if r["type"] == "alerting"}
     assert "ConnectorBroken" in loaded and "ConnectorExporterDown" in loaded
@@ -119,36 +72,25 @@ def test_connector_breaks_recovers_and_exporter_goes_down(stack: Stack) -> None:
     # Before the first scrape `absent(up)` holds, so with `for` shortened to seconds a
     # ConnectorExporterDown / ConnectorExporterAbsent can blip at startup; wait until nothing
     # fires but the watchdog (always firing by design), then expect quiet.
-    wait_for(
-        "no alert firing",
-        lambda: query(s.prometheus, f'ALERTS{{alertstate="firing",{NOT_WATCHDOG}}}') == [],
-        timeout=30,
-        on_timeout=s.logs,
-    )
+    s.wait_quiet(f'ALERTS{{alertstate="firing",{NOT_WATCHDOG}}}')
     quiet_from = time.time()
     time.sleep(5)  # longer than SHORT_FOR: anything wrongly firing would have fired by now
     assert query(s.prometheus, f"ALERTS{{{NOT_WATCHDOG}}}") == [], query(s.prometheus, "ALERTS")
     paged = [a for _, a in s.receiver.find(quiet_from, status="firing") if not _watchdog(a)]
     assert paged == [], s.logs()
     # the watchdog reaches its heartbeat receiver, and only that one
-    wait_for(
-        "a watchdog heartbeat",
-        lambda: list(s.receiver.find(0, "/heartbeat", "firing", alertname=WATCHDOG)),
-        timeout=30,
-        on_timeout=s.logs,
-    )
+    s.notification("a watchdog heartbeat", 0, "/heartbeat", "firing", 30, alertname=WATCHDOG)
     assert all(n.path == "/heartbeat" for n, a in s.receiver.find(0) if _watchdog(a))
 
     # --- a connector breaks: ConnectorBroken pages -----------------------------------------
     broke_at = time.time()
     s.set_health("fivetran", CONNECTOR, "broken")
-    note, alert = wait_for(
+    note, alert = s.notification(
         "the ConnectorBroken notification",
-        lambda: next(
-            s.receiver.find(broke_at, "/pager", "firing", alertname="ConnectorBroken"), None
-        ),
-        timeout=60,
-        on_timeout=s.logs,
+        broke_at,
+        "/pager",
+        "firing",
+        alertname="ConnectorBroken",
     )
     detection = note.received - broke_at
     assert alert["labels"] == {
@@ -178,44 +120,34 @@ def test_connector_breaks_recovers_and_exporter_goes_down(stack: Stack) -> None:
     # --- it recovers: the resolved notification arrives ------------------------------------
     recovered_at = time.time()
     s.set_health("fivetran", CONNECTOR, "healthy")
-    note, alert = wait_for(
+    note, alert = s.notification(
         "the resolved ConnectorBroken notification",
-        lambda: next(
-            s.receiver.find(
-                recovered_at,
-                "/pager",
-                "resolved",
-                alertname="ConnectorBroken",
-                connector_id=CONNECTOR,
-            ),
-            None,
-        ),
-        timeout=60,
-        on_timeout=s.logs,
+        recovered_at,
+        "/pager",
+        "resolved",
+        alertname="ConnectorBroken",
+        connector_id=CONNECTOR,
     )
     resolution = note.received - recovered_at
 
     # --- it breaks again, then the exporter dies --------------------------------------------
     rebroke_at = time.time()
     s.set_health("fivetran", CONNECTOR, "broken")
-    wait_for(
+    s.notification(
         "the second ConnectorBroken notification",
-        lambda: next(
-            s.receiver.find(rebroke_at, "/pager", "firing", alertname="ConnectorBroken"), None
-        ),
-        timeout=60,
-        on_timeout=s.logs,
+        rebroke_at,
+        "/pager",
+        "firing",
+        alertname="ConnectorBroken",
     )
     stopped_at = time.time()
-    s.exporter_proc.stop()
-    note, alert = wait_for(
+    s.proc("exporter").stop()
+    note, alert = s.notification(
         "the ConnectorExporterDown notification",
-        lambda: next(
-            s.receiver.find(stopped_at, "/pager", "firing", alertname="ConnectorExporterDown"),
-            None,
-        ),
-        timeout=60,
-        on_timeout=s.logs,
+        stopped_at,
+        "/pager",
+        "firing",
+        alertname="ConnectorExporterDown",
     )
     down_detection = note.received - stopped_at
     assert alert["labels"] == {

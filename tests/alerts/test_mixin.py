@@ -38,15 +38,6 @@ def alerts_of(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def write_rules(directory: Path, override: dict[str, Any] | None) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, text in build.rule_files(override).items():
-        paths.append(directory / name)
-        paths[-1].write_text(text)
-    return paths
-
-
 def test_checked_in_rule_files_are_the_mixins_output() -> None:
     diffs = build.drift()
     assert not diffs, "alerts/ drifted from mixin/; run `python mixin/build.py`\n" + "".join(diffs)
@@ -128,7 +119,7 @@ def test_default_config_has_no_burn_rate_alerts() -> None:
 def test_promtool_checks_the_evaluated_mixin(
     override: dict[str, Any] | None, tmp_path: Path
 ) -> None:
-    for path in write_rules(tmp_path, override):
+    for path in build.write_rule_files(tmp_path, override):
         result = run([binary("promtool"), "check", "rules", str(path)])
         assert result.returncode == 0, result.stdout + result.stderr
         assert "SUCCESS" in result.stdout
@@ -137,7 +128,7 @@ def test_promtool_checks_the_evaluated_mixin(
 def test_overridden_for_and_selector_behave_in_promtool(tmp_path: Path) -> None:
     """ConnectorBroken with `for: 7m` and job "integrations": silent at 6m, firing at 7m; a
     broken connector of the default job is not selected at all."""
-    write_rules(tmp_path, OVERRIDE)
+    build.write_rule_files(tmp_path, OVERRIDE)
     where = 'job="{job}",instance="e:1",vendor="fivetran",account="p",connector_id="{c}"'
     broken = "connector_health{{" + where + ',health="broken"}}'
     info = "connector_info{{" + where + ',name="{c}",integration="x",group="",end_user=""}}'
@@ -191,7 +182,7 @@ def test_overridden_for_and_selector_behave_in_promtool(tmp_path: Path) -> None:
 
 def test_burn_rate_alerts_unit_tests(tmp_path: Path) -> None:
     """mixin/tests/slo-burn-rate.test.yml against the mixin built with a 95% objective."""
-    write_rules(tmp_path, {"fleetSLO": {"objective": 0.95}})
+    build.write_rule_files(tmp_path, {"fleetSLO": {"objective": 0.95}})
     shutil.copy(BURN_RATE_TESTS, tmp_path)
     result = run([binary("promtool"), "test", "rules", str(tmp_path / BURN_RATE_TESTS.name)], 120)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -200,7 +191,7 @@ def test_burn_rate_alerts_unit_tests(tmp_path: Path) -> None:
 
 def test_burn_rate_unit_tests_notice_a_wrong_objective(tmp_path: Path) -> None:
     """The burn-rate tests fail against a mixin with another objective (they test something)."""
-    write_rules(tmp_path, {"fleetSLO": {"objective": 0.7}})
+    build.write_rule_files(tmp_path, {"fleetSLO": {"objective": 0.7}})
     shutil.copy(BURN_RATE_TESTS, tmp_path)
     result = run([binary("promtool"), "test", "rules", str(tmp_path / BURN_RATE_TESTS.name)], 120)
     assert result.returncode != 0, result.stdout

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,14 +22,14 @@ import httpx
 import pytest
 
 from mixin import build
-from tests.alerts.procs import Processes, WebhookReceiver, wait_for
+from tests.alerts.procs import wait_for
 from tests.alerts.stack import (
+    AlertPath,
+    alert_path,
+    fivetran_account,
     get_json,
     query,
-    start_alertmanager,
-    start_exporter,
-    start_prometheus,
-    start_simulator,
+    set_healths,
 )
 
 FLEET = 500
@@ -61,45 +60,19 @@ def storm_rules(directory: Path) -> list[Path]:
         "for": {name: FOR_OVERRIDES.get(name, SHORT_FOR) for name in defaults},
         "keepFiringFor": {DEGRADED: KEEP_FIRING_FOR},
     }
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, text in build.rule_files(override).items():
-        paths.append(directory / name)
-        paths[-1].write_text(text)
-    return paths
+    return build.write_rule_files(directory, override)
 
 
-# The control API is called from a small pool: bounded, and fast enough to keep the freeze
-# well under the poll-failure `for`.
-WORKERS = 16
-
-
-@dataclass
-class StormStack:
-    procs: Processes
-    receiver: WebhookReceiver
-    simulator: str
-    prometheus: str
-    alertmanager: str
-
+class StormStack(AlertPath):
     def logs(self) -> str:
         return self.receiver.describe()[-6000:] + "\n" + self.procs.logs()
 
-    def set_all(self, ids: list[str], health: str) -> None:
-        """Every connector in `ids` to `health`, landing in one poll (the API is frozen)."""
+    def set_all(self, health: str) -> None:
+        """Every connector to `health`, landing in one poll (the vendor API is frozen)."""
         faults = f"{self.simulator}/_control/fivetran/faults"
         httpx.post(faults, json={"mode": "error", "status": 503}, timeout=5).raise_for_status()
         try:
-            with (
-                httpx.Client(timeout=10) as client,
-                ThreadPoolExecutor(max_workers=WORKERS) as pool,
-            ):
-
-                def one(cid: str) -> None:
-                    url = f"{self.simulator}/_control/fivetran/connectors/{cid}/health"
-                    client.post(url, json={"health": health}).raise_for_status()
-
-                list(pool.map(one, ids))
+            set_healths(self.simulator, health)
         finally:
             httpx.delete(faults, timeout=5).raise_for_status()
 
@@ -130,38 +103,17 @@ class StormStack:
 
 
 def _stack(tmp_path: Path, without_inhibition_by: str | None) -> Iterator[StormStack]:
-    procs = Processes(tmp_path)
-    receiver = WebhookReceiver()
-    receiver.start()
-    try:
-        simulator = start_simulator(procs, {"fivetran": FLEET})
-        ids = [c["id"] for c in get_json(f"{simulator}/_control/fivetran/connectors")]
-        assert len(ids) == FLEET
-        stack = StormStack(procs, receiver, simulator, "", "")
-        # a clean fleet before the exporter starts: the generated one has a share of every
-        # problem state
-        stack.set_all(ids, "healthy")
-        exporter = start_exporter(
-            procs,
-            [
-                {
-                    "vendor": "fivetran",
-                    "name": ACCOUNT,
-                    "api_key": "sim-key",
-                    "api_secret": "sim-secret",
-                    "base_url": f"{simulator}/fivetran",
-                }
-            ],
-        )
-        stack.alertmanager = start_alertmanager(procs, receiver.url(""), without_inhibition_by)
-        rules = storm_rules(tmp_path / "rules")
-        stack.prometheus = start_prometheus(
-            procs, exporter, stack.alertmanager, rules, SCRAPE, EVALUATION
-        )
-        yield stack
-    finally:
-        procs.close()
-        receiver.close()
+    # The generated fleet has a share of every problem state: it is made healthy before the
+    # exporter starts.
+    yield from alert_path(
+        StormStack,
+        tmp_path,
+        lambda simulator: [fivetran_account(simulator, ACCOUNT)],
+        storm_rules,
+        fleet_sizes={"fivetran": FLEET},
+        without_inhibition_by=without_inhibition_by,
+        intervals=(SCRAPE, EVALUATION),
+    )
 
 
 @pytest.fixture
@@ -192,15 +144,9 @@ def _break_and_observe(s: StormStack, settle: Callable[[], bool]) -> tuple[float
         timeout=60,
         on_timeout=s.logs,
     )
-    wait_for(
-        "no alert firing but the watchdog",
-        lambda: query(s.prometheus, f'ALERTS{{alertname!="{WATCHDOG}"}}') == [],
-        timeout=60,
-        on_timeout=s.logs,
-    )
-    ids = [c["id"] for c in get_json(f"{s.simulator}/_control/fivetran/connectors")]
+    s.wait_quiet(f'ALERTS{{alertname!="{WATCHDOG}"}}', "no alert firing but the watchdog", 60)
     broke_at = time.time()
-    s.set_all(ids, "broken")
+    s.set_all("broken")
     wait_for(
         f"{FLEET} ConnectorBroken firing in Prometheus",
         lambda: s.count('count(ALERTS{alertname="ConnectorBroken",alertstate="firing"})') == FLEET,
@@ -254,20 +200,17 @@ def test_storm_of_500_connectors_pages_once_and_resolves(storm: StormStack) -> N
     assert {tuple(a["status"]["inhibitedBy"]) for a in broken} == {(degraded[0]["fingerprint"],)}
 
     # --- recovery: the account alert resolves, nothing per connector leaks out --------------
-    ids = [c["id"] for c in get_json(f"{s.simulator}/_control/fivetran/connectors")]
     recovered_at = time.time()
-    s.set_all(ids, "healthy")
-    note, _ = wait_for(
+    s.set_all("healthy")
+    note, _ = s.notification(
         "the resolved ConnectorAccountDegraded notification",
-        lambda: next(s.receiver.find(recovered_at, "/pager", "resolved", alertname=DEGRADED), None),
-        timeout=60,
-        on_timeout=s.logs,
+        recovered_at,
+        "/pager",
+        "resolved",
+        alertname=DEGRADED,
     )
-    wait_for(
-        "every alert but the watchdog resolved in Prometheus",
-        lambda: query(s.prometheus, f'ALERTS{{alertname!="{WATCHDOG}"}}') == [],
-        timeout=30,
-        on_timeout=s.logs,
+    s.wait_quiet(
+        f'ALERTS{{alertname!="{WATCHDOG}"}}', "every alert but the watchdog resolved in Prometheus"
     )
     time.sleep(5)  # several group_intervals: a leaked per-connector notification would be here
     after = s.notifications(recovered_at)

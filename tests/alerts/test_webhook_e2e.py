@@ -14,25 +14,14 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import yaml
 
-from tests.alerts.procs import EXPORTER, Processes, WebhookReceiver, free_port, wait_for
-from tests.alerts.stack import (
-    JOB,
-    get_json,
-    ok,
-    query,
-    shortened_rules,
-    start_alertmanager,
-    start_prometheus,
-)
-from tests.alerts.test_e2e import SHORT_FOR
+from tests.alerts.procs import free_port
+from tests.alerts.stack import AlertPath, alert_path, fivetran_account, query, shortened_rules
+from tests.alerts.test_e2e import NOT_WATCHDOG, SHORT_FOR
 
 POLL = "20s"  # long next to scrape (1s) and `for` (3s): polling latency is dominated by it
 SECRET = "e2e-webhook-secret"
@@ -40,163 +29,60 @@ CONNECTOR = "ft_orders"
 ROUNDS = 3
 
 
-@dataclass
-class Stack:
-    procs: Processes
-    receiver: WebhookReceiver
-    simulator: str
-    exporter: str
-    prometheus: str
-
-    def logs(self) -> str:
-        return self.receiver.describe() + "\n" + self.procs.logs()
-
-    def set_health(self, health: str) -> None:
-        url = f"{self.simulator}/_control/fivetran/connectors/{CONNECTOR}/health"
-        httpx.post(url, json={"health": health}, timeout=5).raise_for_status()
-
-    def notified(self, since: float, account: str, status: str) -> float | None:
-        found = next(
-            self.receiver.find(
-                since,
-                "/pager",
-                status,
-                alertname="ConnectorBroken",
-                account=account,
-                connector_id=CONNECTOR,
-            ),
-            None,
-        )
-        return None if found is None else found[0].received
+def broken_notified(s: AlertPath, since: float, account: str, status: str, timeout: float) -> float:
+    """When `account`'s ConnectorBroken notification (`status`) reached the receiver."""
+    note, _ = s.notification(
+        f"the {account} account's {status} ConnectorBroken",
+        since,
+        "/pager",
+        status,
+        timeout,
+        alertname="ConnectorBroken",
+        account=account,
+        connector_id=CONNECTOR,
+    )
+    return note.received
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    procs = Processes(tmp_path)
-    receiver = WebhookReceiver()
-    receiver.start()
-    try:
-        hook_port = free_port()
-        sim_port = free_port()
-        simulator = f"http://127.0.0.1:{sim_port}"
-        procs.start(
-            "simulator",
-            [
-                str(EXPORTER),
-                "simulate",
-                "--port",
-                str(sim_port),
-                "--webhook-url",
-                f"http://127.0.0.1:{hook_port}/webhooks",
-                "--webhook-secret",
-                SECRET,
-            ],
-        )
-        wait_for(
-            "the simulator",
-            lambda: ok(f"{simulator}/_control/fivetran/connectors"),
-            20,
-            0.2,
-            procs.logs,
-        )
-        for c in get_json(f"{simulator}/_control/fivetran/connectors"):
-            url = f"{simulator}/_control/fivetran/connectors/{c['id']}/health"
-            httpx.post(url, json={"health": "healthy"}, timeout=5).raise_for_status()
-        account: dict[str, Any] = {
-            "vendor": "fivetran",
-            "api_key": "sim-key",
-            "api_secret": "sim-secret",
-            "base_url": f"{simulator}/fivetran",
-        }
-        config = tmp_path / "exporter.yml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "poll_interval": POLL,
-                    "max_retries": 0,
-                    "request_timeout": "5s",
-                    "accounts": [
-                        {**account, "name": "demo", "webhook_secret": SECRET},
-                        {**account, "name": "polled"},
-                    ],
-                }
-            )
-        )
-        address = f"127.0.0.1:{free_port()}"
-        procs.start(
-            "exporter",
-            [
-                str(EXPORTER),
-                "run",
-                "--config",
-                str(config),
-                "--listen-address",
-                address,
-                "--webhook-listen-address",
-                f"127.0.0.1:{hook_port}",
-            ],
-        )
-        wait_for("the exporter", lambda: ok(f"http://{address}/readyz"), 30, 0.2, procs.logs)
-        alertmanager = start_alertmanager(procs, receiver.url(""))
-        rules = shortened_rules(tmp_path / "rules", SHORT_FOR)
-        prometheus = start_prometheus(procs, address, alertmanager, rules)
-        yield Stack(procs, receiver, simulator, address, prometheus)
-    finally:
-        procs.close()
-        receiver.close()
+def stack(tmp_path: Path) -> Iterator[AlertPath]:
+    hook_port = free_port()
+    hooks = ["--webhook-url", f"http://127.0.0.1:{hook_port}/webhooks", "--webhook-secret", SECRET]
+
+    def accounts(simulator: str) -> list[dict[str, Any]]:
+        demo = fivetran_account(simulator, "demo")
+        return [{**demo, "webhook_secret": SECRET}, fivetran_account(simulator, "polled")]
+
+    yield from alert_path(
+        AlertPath,
+        tmp_path,
+        accounts,
+        lambda rules: shortened_rules(rules, SHORT_FOR),
+        simulator_args=hooks,
+        poll=POLL,
+        exporter_args=["--webhook-listen-address", f"127.0.0.1:{hook_port}"],
+    )
 
 
 @pytest.mark.e2e
 @pytest.mark.timeout(420)
-def test_webhooks_page_in_seconds_where_polling_takes_a_poll(stack: Stack) -> None:
+def test_webhooks_page_in_seconds_where_polling_takes_a_poll(stack: AlertPath) -> None:
     s = stack
-    wait_for(
-        "Prometheus to scrape the exporter",
-        lambda: query(s.prometheus, f'up{{job="{JOB}"}} == 1'),
-        timeout=30,
-        on_timeout=s.logs,
-    )
-    wait_for(
-        "no alert firing",
-        lambda: query(s.prometheus, 'ALERTS{alertstate="firing"}') == [],
-        timeout=30,
-        on_timeout=s.logs,
-    )
+    s.wait_scraped()
+    # the watchdog fires by design, always
+    s.wait_quiet(f'ALERTS{{alertstate="firing",{NOT_WATCHDOG}}}')
     pushed: list[float] = []
     polled: list[float] = []
     resolved: list[float] = []
     for _ in range(ROUNDS):
         broke_at = time.time()
-        s.set_health("broken")
-        at = wait_for(
-            "the webhook account's ConnectorBroken",
-            lambda: s.notified(broke_at, "demo", "firing"),  # noqa: B023 - used at once
-            timeout=30,
-            on_timeout=s.logs,
-        )
-        pushed.append(at - broke_at)
-        at = wait_for(
-            "the polled account's ConnectorBroken",
-            lambda: s.notified(broke_at, "polled", "firing"),  # noqa: B023
-            timeout=60,
-            on_timeout=s.logs,
-        )
-        polled.append(at - broke_at)
+        s.set_health("fivetran", CONNECTOR, "broken")
+        pushed.append(broken_notified(s, broke_at, "demo", "firing", 30) - broke_at)
+        polled.append(broken_notified(s, broke_at, "polled", "firing", 60) - broke_at)
         recovered_at = time.time()
-        s.set_health("healthy")
-        at = wait_for(
-            "the webhook account's resolved ConnectorBroken",
-            lambda: s.notified(recovered_at, "demo", "resolved"),  # noqa: B023
-            timeout=30,
-            on_timeout=s.logs,
-        )
-        resolved.append(at - recovered_at)
-        wait_for(
-            "the polled account's resolved ConnectorBroken",
-            lambda: s.notified(recovered_at, "polled", "resolved"),  # noqa: B023
-            timeout=60,
-            on_timeout=s.logs,
-        )
+        s.set_health("fivetran", CONNECTOR, "healthy")
+        resolved.append(broken_notified(s, recovered_at, "demo", "resolved", 30) - recovered_at)
+        broken_notified(s, recovered_at, "polled", "resolved", 60)
     # The webhooks were verified and counted, none refused.
     accepted = query(
         s.prometheus,

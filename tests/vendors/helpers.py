@@ -1,4 +1,5 @@
-"""Helpers shared by the vendor tests: throwaway servers and an instrumented simulator."""
+"""Helpers shared by the vendor tests: polls that must succeed, throwaway servers and an
+instrumented simulator."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from exporter.model import Snapshot
+from exporter.scheduler import AccountRunner
 from exporter.simulator import Simulator
+from tests.conftest import poll_once
 
 
 @contextlib.asynccontextmanager
@@ -26,6 +30,25 @@ async def served(app: web.Application) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     finally:
         await runner.cleanup()
+
+
+async def polled(sim: Simulator, vendor: str, **overrides: Any) -> tuple[AccountRunner, Snapshot]:
+    """One poll of `vendor`'s simulator account that must succeed; the runner and its snapshot."""
+    ok, runner = await poll_once(sim, vendor, **overrides)
+    assert ok, runner.status.last_error
+    assert runner.status.snapshot is not None
+    return runner, runner.status.snapshot
+
+
+async def polled_alone(
+    simulator: Simulator, vendor: str, **overrides: Any
+) -> tuple[AccountRunner, Snapshot]:
+    """`polled` against a simulator of the test's own, started for the poll and stopped after."""
+    await simulator.start()
+    try:
+        return await polled(simulator, vendor, **overrides)
+    finally:
+        await simulator.stop()
 
 
 Delay = Callable[[web.Request], float]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import io
@@ -36,7 +37,7 @@ from tests.conftest import (
     sim_account,
 )
 from tests.simulator import schemas as simulated
-from tests.vendors.helpers import InstrumentedSimulator, served
+from tests.vendors.helpers import InstrumentedSimulator, polled, polled_alone, served
 from tests.webhooks.harness import Running, WebhookSample, listening
 
 SENTINEL = "SENTINEL-SECRET-3f9c1a"  # in every connection's `settings` in the fixtures
@@ -190,14 +191,11 @@ def test_golden() -> None:
 
 
 # --- the simulator over real sockets -------------------------------------------------------
-async def poll(sim: Simulator, **overrides: Any) -> Any:
-    return await poll_once(sim, "apideck", **overrides)
+poll = functools.partial(poll_once, vendor="apideck")
 
 
 async def test_polls_catalog_and_every_consumer(sim: Simulator) -> None:
-    ok, runner = await poll(sim)
-    assert ok, runner.status.last_error
-    snap = runner.status.snapshot
+    runner, snap = await polled(sim, "apideck")
     fleet = sim.vendors["apideck"].connectors
     assert {c.connector_id for c in snap.connectors} == set(fleet)
     assert {e.connector_id for e in snap.catalog} == {e["id"] for e in apideck_sim.CATALOG}
@@ -221,20 +219,19 @@ async def test_tiny_pages_follow_every_cursor(
     sim: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(apideck, "PAGE_SIZE", 2)
-    ok, runner = await poll(sim)
-    assert ok, runner.status.last_error
-    assert len(runner.status.snapshot.catalog) == len(apideck_sim.CATALOG)
-    assert len(runner.status.snapshot.connectors) == len(sim.vendors["apideck"].connectors)
+    runner, snap = await polled(sim, "apideck")
+    assert len(snap.catalog) == len(apideck_sim.CATALOG)
+    assert len(snap.connectors) == len(sim.vendors["apideck"].connectors)
     consumers = 5  # acme, globex, initech, umbrella, hooli
     assert runner.api.stats.pages == 4 + 3 + consumers  # 7 catalog entries, 5 consumers
 
 
 async def test_catalog_or_connections_can_be_switched_off(sim: Simulator) -> None:
-    ok, runner = await poll(sim, connections=False)
-    assert ok and not runner.status.snapshot.connectors and runner.status.snapshot.catalog
+    runner, snap = await polled(sim, "apideck", connections=False)
+    assert not snap.connectors and snap.catalog
     assert runner.api.stats.requests == 1
-    ok, runner = await poll(sim, catalog=False)
-    assert ok and runner.status.snapshot.connectors and not runner.status.snapshot.catalog
+    _, snap = await polled(sim, "apideck", catalog=False)
+    assert snap.connectors and not snap.catalog
 
 
 async def test_generated_fleet_over_several_pages() -> None:
@@ -243,13 +240,8 @@ async def test_generated_fleet_over_several_pages() -> None:
     # then stall for seconds (an artefact of that setup; a simulator in its own process or
     # any latency at all does not show it).
     simulator = InstrumentedSimulator({"apideck": 2500}, delay=lambda _: 0.005)
-    await simulator.start()
-    try:
-        ok, runner = await poll(simulator)
-    finally:
-        await simulator.stop()
-    assert ok, runner.status.last_error
-    assert len(runner.status.snapshot.connectors) == 2500
+    runner, snap = await polled_alone(simulator, "apideck")
+    assert len(snap.connectors) == 2500
     # 250 consumers (+1 without connections) on two list pages, then one detail each
     assert runner.api.stats.requests == 1 + 2 + 251
 
@@ -291,9 +283,8 @@ async def test_control_api_addresses_consumer_slash_connection(sim: Simulator) -
         assert r.status_code == 204
         r = await client.delete(f"{base}/initech/crm+hubspot")
         assert r.status_code == 404
-    ok, runner = await poll(sim)
-    assert ok
-    by_id = {c.connector_id: c for c in runner.status.snapshot.connectors}
+    _, snap = await polled(sim, "apideck")
+    by_id = {c.connector_id: c for c in snap.connectors}
     assert by_id["acme/crm+salesforce"].health == Health.INCOMPLETE
     assert "initech/crm+hubspot" not in by_id
 

@@ -3,6 +3,7 @@ and `status_message` on the status page."""
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from typing import Any
@@ -33,7 +34,7 @@ from tests.conftest import (
     status_of,
 )
 from tests.simulator import schemas as simulated
-from tests.vendors.helpers import served
+from tests.vendors.helpers import polled, polled_alone, served
 from tests.webhooks.harness import Running, WebhookSample, listening
 
 SENTINEL = "SENTINEL-SECRET-3f9c1a"  # in every connection's `settings` in the fixtures
@@ -218,14 +219,11 @@ def test_status_message_is_escaped_on_the_page_and_never_a_label() -> None:
 
 
 # --- the simulator over real sockets -------------------------------------------------------
-async def poll(sim: Simulator, **overrides: Any) -> Any:
-    return await poll_once(sim, "openint", **overrides)
+poll = functools.partial(poll_once, vendor="openint")
 
 
 async def test_polls_catalog_and_connections(sim: Simulator) -> None:
-    ok, runner = await poll(sim)
-    assert ok, runner.status.last_error
-    snap = runner.status.snapshot
+    _, snap = await polled(sim, "openint")
     assert {c.connector_id for c in snap.connectors} == set(sim.vendors["openint"].connectors)
     assert {e.connector_id for e in snap.catalog} == {e["name"] for e in openint_sim.CATALOG}
     assert {c.setup_state for c in snap.connectors} == {*openint.STATES.setup, None}
@@ -251,21 +249,15 @@ async def test_wrong_has_next_page_is_ignored(
     first = r.json()
     assert first["has_next_page"] is False and first["total"] > 3
     monkeypatch.setattr(openint, "PAGE_SIZE", 3)
-    ok, runner = await poll(sim, catalog=False)
-    assert ok, runner.status.last_error
-    assert len(runner.status.snapshot.connectors) == len(sim.vendors["openint"].connectors) == 8
+    runner, snap = await polled(sim, "openint", catalog=False)
+    assert len(snap.connectors) == len(sim.vendors["openint"].connectors) == 8
     assert runner.api.stats.pages == 3  # 3 + 3 + 2
 
 
 async def test_generated_fleet_over_several_pages() -> None:
     simulator = Simulator(sizes={"openint": 2345})
-    await simulator.start()
-    try:
-        ok, runner = await poll(simulator, catalog=False)
-    finally:
-        await simulator.stop()
-    assert ok, runner.status.last_error
-    assert len(runner.status.snapshot.connectors) == 2345
+    runner, snap = await polled_alone(simulator, "openint", catalog=False)
+    assert len(snap.connectors) == 2345
     assert runner.api.stats.requests == 3
 
 
@@ -296,14 +288,12 @@ async def test_control_api_health_and_delete(sim: Simulator) -> None:
         for health in openint_sim.OpenintSim.healths:
             r = await client.post(f"{base}/conn_sf_acme/health", json={"health": health})
             assert r.status_code == 200
-            ok, runner = await poll(sim, catalog=False)
-            assert ok
-            got = {c.connector_id: c.health for c in runner.status.snapshot.connectors}
+            _, snap = await polled(sim, "openint", catalog=False)
+            got = {c.connector_id: c.health for c in snap.connectors}
             assert got["conn_sf_acme"] == Health(health)
         assert (await client.delete(f"{base}/conn_sf_acme")).status_code == 204
-    ok, runner = await poll(sim, catalog=False)
-    assert ok
-    assert "conn_sf_acme" not in {c.connector_id for c in runner.status.snapshot.connectors}
+    _, snap = await polled(sim, "openint", catalog=False)
+    assert "conn_sf_acme" not in {c.connector_id for c in snap.connectors}
 
 
 async def test_status_message_from_the_simulator_reaches_the_page_escaped(sim: Simulator) -> None:
@@ -313,8 +303,7 @@ async def test_status_message_from_the_simulator_reaches_the_page_escaped(sim: S
     async with httpx.AsyncClient() as client:
         patch = {"status": "error", "disabled": False, "status_message": message}
         assert (await client.patch(f"{base}/{cid}", json=patch)).status_code == 200
-    ok, runner = await poll(sim)
-    assert ok, runner.status.last_error
+    runner, _ = await polled(sim, "openint")
     page = landing_page([runner.status], FIXED_NOW)
     assert "Refresh failed: &lt;img src=x onerror=&quot;alert(1)&quot;&gt; retry" in page
     assert "<img" not in page and "\x1b" not in page

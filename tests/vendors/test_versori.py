@@ -3,6 +3,7 @@ exposition, and credential `data` that never leaves the vendor's JSON."""
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +29,7 @@ from tests.conftest import (
     sim_account,
 )
 from tests.simulator import schemas as simulated
+from tests.vendors.helpers import polled, polled_alone
 
 SENTINEL = "SENTINEL-SECRET-3f9c1a"  # every credential's `data` in the fixture holds it
 ORG = "01HFIXTUREORG000000000000"
@@ -139,14 +141,11 @@ def test_golden() -> None:
 
 
 # --- the simulator over real sockets -------------------------------------------------------
-async def poll(sim: Simulator, **overrides: Any) -> Any:
-    return await poll_once(sim, "versori", **overrides)
+poll = functools.partial(poll_once, vendor="versori")
 
 
 async def test_one_unit_per_embedded_connection(sim: Simulator) -> None:
-    ok, runner = await poll(sim)
-    assert ok, runner.status.last_error
-    snap = runner.status.snapshot
+    _, snap = await polled(sim, "versori")
     assert {c.connector_id for c in snap.connectors} == set(sim.vendors["versori"].connectors)
     assert {c.setup_state for c in snap.connectors} == set(versori.STATES.setup)
     assert {c.health for c in snap.connectors} == {
@@ -160,21 +159,15 @@ async def test_one_unit_per_embedded_connection(sim: Simulator) -> None:
 
 async def test_tiny_pages_follow_after(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(versori, "PAGE_SIZE", 1)
-    ok, runner = await poll(sim)
-    assert ok, runner.status.last_error
-    assert len(runner.status.snapshot.connectors) == len(sim.vendors["versori"].connectors)
+    runner, snap = await polled(sim, "versori")
+    assert len(snap.connectors) == len(sim.vendors["versori"].connectors)
     assert runner.api.stats.pages == len(sim.vendors["versori"].listed)  # type: ignore[attr-defined]
 
 
 async def test_generated_fleet_over_several_pages() -> None:
     simulator = Simulator(sizes={"versori": 1203})
-    await simulator.start()
-    try:
-        ok, runner = await poll(simulator)
-    finally:
-        await simulator.stop()
-    assert ok, runner.status.last_error
-    assert len(runner.status.snapshot.connectors) == 1203
+    runner, snap = await polled_alone(simulator, "versori")
+    assert len(snap.connectors) == 1203
     assert runner.api.stats.pages == 3  # 241 connectors, 100 a page
 
 
@@ -199,9 +192,8 @@ async def test_control_api_health_per_connection(sim: Simulator) -> None:
             # conn_netsuite's connector carries an error message: healthy must detach from it
             r = await client.post(f"{base}/conn_netsuite/health", json={"health": health})
             assert r.status_code == 200
-            ok, runner = await poll(sim)
-            assert ok
-            got = {c.connector_id: c.health for c in runner.status.snapshot.connectors}
+            _, snap = await polled(sim, "versori")
+            got = {c.connector_id: c.health for c in snap.connectors}
             assert got["conn_netsuite"] == Health(health)
             assert got["conn_sf_prod"] == Health.HEALTHY
 
