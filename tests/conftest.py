@@ -182,7 +182,7 @@ SLOW = (
     "tests/test_statuspage.py::test_browser_",
     # the exporter as a process: the daemon (signals, TLS, auth, reloads) and one-shot commands
     "tests/test_daemon.py",
-    "tests/test_security.py",
+    "tests/test_webconfig.py",
     "tests/test_cli.py::test_every_bad_input_is_one_clear_line_and_exit_2",
     "tests/test_cli.py::test_check_config_lists_field_and_cross_account_problems_in_one_pass",
     "tests/test_cli.py::test_example_config_covers_every_vendor_and_passes_check_config",
