@@ -47,6 +47,7 @@ SPEC6_METRICS = frozenset(
         "connector_last_event_timestamp_seconds",
         "connector_exporter_webhook_requests_total",
         # §6.3 exporter self metrics (exporter health)
+        "connector_exporter_last_poll_failure_reason",
         "connector_exporter_shard_ordinal",
         "connector_exporter_total_shards",
     }
