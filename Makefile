@@ -23,8 +23,9 @@ venv: $(STAMP)
 
 # --- external programs used by the tests ------------------------------------------------
 # Debian's prometheus (promtool) and prometheus-alertmanager (amtool); chromium renders the
-# status page in tests/test_statuspage.py; wrk loads /metrics in tests/reliability/test_soak.py.
-APT_PACKAGES := prometheus prometheus-alertmanager chromium wrk
+# status page in tests/test_statuspage.py; wrk loads /metrics in tests/reliability/test_soak.py; curl
+# runs the demo banner's commands and ss checks its listening socket (tests/test_demo.py).
+APT_PACKAGES := prometheus prometheus-alertmanager chromium wrk curl iproute2
 .PHONY: tools-apt
 tools-apt:
 	@missing=""; \
@@ -32,6 +33,8 @@ tools-apt:
 	command -v amtool >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v ss >/dev/null || missing="$$missing iproute2"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
