@@ -124,18 +124,20 @@ def wait_log(log: Path, needle: str, timeout: float) -> None:
     raise RuntimeError(f"{log} did not say {needle!r} within {timeout}s")
 
 
-def peak_rss_mb(pid: int) -> float:
+def status_mb(pid: int, field: str) -> float:
+    """A size in /proc/<pid>/status (`VmRSS`, `VmHWM`), in MB; NaN when it is not there."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return math.nan
+
+
+def peak_rss_mb(pid: int) -> float:
+    return status_mb(pid, "VmHWM")
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return math.nan
+    return status_mb(pid, "VmRSS")
 
 
 def metric_sum(text: str, prefix: str, needle: str = "") -> float:
@@ -155,9 +157,21 @@ def wait_until(what: str, check: Any, timeout: float) -> None:
         time.sleep(0.5)
 
 
+def exporter_args(*args: str) -> list[str]:
+    """The exporter's command line with `args`, run by this interpreter."""
+    return [sys.executable, "-m", "exporter", *args]
+
+
+def run_args(config: Path, port: int, *extra: str) -> list[str]:
+    """`connector-exporter run` with `config`, listening on 127.0.0.1:`port`."""
+    return exporter_args(
+        "run", "--config", str(config), "--listen-address", f"127.0.0.1:{port}", *extra
+    )
+
+
 def start_simulator(tmp: Path, tag: str, *sizes: str) -> tuple[Any, int]:
     port = free_port()
-    args = [sys.executable, "-m", "exporter", "simulate", "--port", str(port)]
+    args = exporter_args("simulate", "--port", str(port))
     for size in sizes:
         args += ["--fleet-size", size]
     return process(args, tmp / f"sim-{tag}.log"), port
@@ -178,17 +192,7 @@ def start_exporter(
     path = tmp / f"config-{tag}.yml"
     path.write_text(yaml.safe_dump(config))
     port = free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "exporter",
-        "run",
-        "--config",
-        str(path),
-        "--listen-address",
-        f"127.0.0.1:{port}",
-        *extra,
-    ]
+    args = run_args(path, port, *extra)
     return process(args, tmp / f"exporter-{tag}.log"), f"http://127.0.0.1:{port}", path
 
 
@@ -320,10 +324,7 @@ def run_size(size: int, seconds: float, tmp: Path) -> dict[str, Any]:
     print(f"== {size} connectors", flush=True)
     result: dict[str, Any] = {"size": size, **cpu_figures(size)}
     sim_port, exp_port, base_port = free_port(), free_port(), free_port()
-    sim_cmd = [
-        sys.executable,
-        "-m",
-        "exporter",
+    sim_cmd = exporter_args(
         "simulate",
         "--port",
         str(sim_port),
@@ -331,7 +332,7 @@ def run_size(size: int, seconds: float, tmp: Path) -> dict[str, Any]:
         f"fivetran={size}",
         "--fleet-size",
         f"bindbee={max(9, size // 100)}",
-    ]
+    )
     with process(sim_cmd, tmp / f"sim-{size}.log"):
         wait_ready(f"http://127.0.0.1:{sim_port}/_control/fivetran/connectors", 120)
         from exporter.simulator import Simulator
@@ -349,16 +350,7 @@ def run_size(size: int, seconds: float, tmp: Path) -> dict[str, Any]:
         config.write_text(
             yaml.safe_dump({"log_format": "json", "poll_timeout": "10m", "accounts": accounts})
         )
-        exp_cmd = [
-            sys.executable,
-            "-m",
-            "exporter",
-            "run",
-            "--config",
-            str(config),
-            "--listen-address",
-            f"127.0.0.1:{exp_port}",
-        ]
+        exp_cmd = run_args(config, exp_port)
         with process(exp_cmd, tmp / f"exporter-{size}.log") as exporter:
             url = f"http://127.0.0.1:{exp_port}"
             started = time.monotonic()

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,9 @@ from exporter.scheduler import AccountRunner, build_snapshot
 from exporter.simulator import Simulator
 from exporter.status import AccountStatus, carry_health_since, publish
 
+REPO = Path(__file__).resolve().parents[1]
+# The exporter's command line, run by the interpreter the tests run under.
+EXPORTER = (sys.executable, "-m", "exporter")
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN = Path(__file__).parent / "golden"
 # A fixed "now" for golden output: 2024-12-02T00:00:00Z.
@@ -141,27 +144,52 @@ def free_port() -> int:
 
 
 def start_daemon(
-    config: Path, log: Path | None, *extra: str, env: dict[str, str] | None = None
+    config: Path,
+    log: Path | None,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """`connector-exporter run` as a subprocess on a free 127.0.0.1 port; output into `log`."""
+    """`connector-exporter run` as a subprocess on a free 127.0.0.1 port; output into `log`.
+
+    `preexec_fn` runs in the child before the exporter starts (resource limits, say).
+    """
     port = free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "exporter",
-        "run",
-        "--config",
-        str(config),
-        "--listen-address",
-        f"127.0.0.1:{port}",
-        *extra,
-    ]
+    args = [*EXPORTER, "run", "--config", str(config), "--listen-address", f"127.0.0.1:{port}"]
+    args.extend(extra)
     if log is None:
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=preexec_fn,
+        )
     else:
         with log.open("wb") as out:
-            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+            proc = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=preexec_fn
+            )
     return proc, port
+
+
+def cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    preexec_fn: Callable[[], None] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`connector-exporter <args>` run to its end from the repository root, output captured."""
+    return subprocess.run(
+        [*EXPORTER, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+        cwd=REPO,
+        preexec_fn=preexec_fn,
+    )
 
 
 # --- the `slow` marker ---------------------------------------------------------------------
@@ -209,7 +237,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             raise pytest.UsageError(f"tests/conftest.py SLOW names no test: {prefix}")
 
 
-EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "docs" / "config.example.yml"
+EXAMPLE_CONFIG = REPO / "docs" / "config.example.yml"
 
 
 def deployed_example(where: Path) -> tuple[Path, dict[str, str]]:

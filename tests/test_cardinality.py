@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +19,7 @@ from exporter.families import ALL, EXPORTER
 from exporter.simulator import Simulator
 from tests.conftest import (
     FIXED_NOW,
+    cli,
     fixture_json,
     golden_status,
     make_config,
@@ -135,16 +134,10 @@ def test_allowlist_serves_only_the_allowed() -> None:
     assert sum(line.startswith("connector_info{") for line in text.splitlines()) > 0
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", *args], capture_output=True, text=True, timeout=60
-    )
-
-
 def test_check_config_flags(tmp_path: Path) -> None:
     path = tmp_path / "c.yml"
     path.write_text(ACCOUNT)
-    ok = run_cli(
+    ok = cli(
         "check-config",
         "--config",
         str(path),
@@ -154,15 +147,15 @@ def test_check_config_flags(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     assert f"metric families served: {len(ALL) - 2} of {len(ALL)}" in ok.stdout
     assert "not served: connector_info, connector_tasks" in ok.stdout
-    typo = run_cli("check-config", "--config", str(path), "--metric-allowlist", "connector_infos")
+    typo = cli("check-config", "--config", str(path), "--metric-allowlist", "connector_infos")
     assert typo.returncode == 2
     assert "metric_allowlist[0]: 'connector_infos' matches no metric family" in typo.stderr
     path.write_text(ACCOUNT + "metric_denylist: [connector_info]\n")
-    both = run_cli("check-config", "--config", str(path), "--metric-allowlist", "connector_health")
+    both = cli("check-config", "--config", str(path), "--metric-allowlist", "connector_health")
     assert both.returncode == 2
     assert "give either metric_allowlist or metric_denylist" in both.stderr
     # run refuses the same way
-    bad_run = run_cli("run", "--config", str(path), "--metric-allowlist", "connector_health")
+    bad_run = cli("run", "--config", str(path), "--metric-allowlist", "connector_health")
     assert bad_run.returncode == 2
 
 

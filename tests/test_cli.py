@@ -9,8 +9,6 @@ import json
 import os
 import re
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,25 +19,11 @@ from exporter.cli import DEFAULT_DEMO_LISTEN_ADDRESS, build_parser
 from exporter.config import DEFAULT_LISTEN_ADDRESS, ConfigError, parse_config
 from exporter.simulator import SPECS
 from exporter.vendors import REGISTRY
-from tests.conftest import deployed_example
+from tests.conftest import cli, deployed_example
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "docs" / "config.example.yml"
 GOOD = "accounts: [{vendor: bindbee, name: a, token: tok-123456, base_url: 'http://127.0.0.1:9'}]\n"
-
-
-def cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-        cwd=REPO,
-    )
 
 
 @pytest.fixture

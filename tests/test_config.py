@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ from exporter.accounts import parse_duration
 from exporter.config import LISTEN_ADDRESS_FORMS, ConfigError, load_config, parse_config
 from exporter.vendors.bindbee import BindbeeAccount
 from exporter.vendors.fivetran import FivetranAccount
+from tests.conftest import cli
 
 SECRET = "S3NT1NEL-very-secret-value"
 VALID = """
@@ -72,7 +71,7 @@ def test_non_finite_interval_is_a_config_error_not_a_crash(tmp_path: Path) -> No
     path = tmp_path / "c.yml"
     path.write_text("poll_interval: .inf\naccounts: [{vendor: bindbee, name: a, token: t}]\n")
     for command in ("check-config", "run"):
-        result = run_cli(command, "--config", str(path))
+        result = cli(command, "--config", str(path))
         assert result.returncode == 2, command
         assert "poll_interval: must be a finite number of seconds" in result.stderr
         assert "Traceback" not in result.stderr
@@ -177,21 +176,10 @@ def test_shape_problems(text: str, expected: list[str]) -> None:
     assert problems(text) == expected
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-
-
 def test_check_config_cli_exit_codes_and_no_secret_echo(tmp_path: Path) -> None:
     good = tmp_path / "good.yml"
     good.write_text(f"accounts: [{{vendor: bindbee, name: a, token: {SECRET}}}]\n")
-    ok = run_cli("check-config", "--config", str(good))
+    ok = cli("check-config", "--config", str(good))
     assert ok.returncode == 0, ok.stderr
     assert "valid, 1 accounts" in ok.stdout
     assert SECRET not in ok.stdout + ok.stderr
@@ -208,7 +196,7 @@ accounts:
     unknown_key: {SECRET}
 """
     )
-    result = run_cli("check-config", "--config", str(bad))
+    result = cli("check-config", "--config", str(bad))
     assert result.returncode == 2
     assert SECRET not in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
@@ -227,11 +215,11 @@ def test_check_config_from_environment_and_missing(tmp_path: Path) -> None:
     path = tmp_path / "c.yml"
     path.write_text("accounts: [{vendor: bindbee, name: a, token: t}]\n")
     env = {**os.environ, "CONNECTOR_EXPORTER_CONFIG": str(path)}
-    assert run_cli("check-config", env=env).returncode == 0
+    assert cli("check-config", env=env).returncode == 0
     env.pop("CONNECTOR_EXPORTER_CONFIG")
-    missing = run_cli("check-config", env=env)
+    missing = cli("check-config", env=env)
     assert missing.returncode == 2 and "no config file" in missing.stderr
-    unreadable = run_cli("check-config", "--config", str(tmp_path / "nope.yml"))
+    unreadable = cli("check-config", "--config", str(tmp_path / "nope.yml"))
     assert unreadable.returncode == 2
     assert "cannot read config file" in unreadable.stderr and "Traceback" not in unreadable.stderr
 
@@ -239,18 +227,18 @@ def test_check_config_from_environment_and_missing(tmp_path: Path) -> None:
 def test_run_rejects_invalid_config_with_exit_2(tmp_path: Path) -> None:
     path = tmp_path / "c.yml"
     path.write_text("accounts: []\n")
-    result = run_cli("run", "--config", str(path))
+    result = cli("run", "--config", str(path))
     assert result.returncode == 2 and "invalid configuration" in result.stderr
     bad_shard = tmp_path / "ok.yml"
     bad_shard.write_text("accounts: [{vendor: bindbee, name: a, token: t}]\n")
-    result = run_cli("run", "--config", str(bad_shard), "--shard", "3/3")
+    result = cli("run", "--config", str(bad_shard), "--shard", "3/3")
     assert result.returncode == 2 and "--shard" in result.stderr
 
 
 def test_version() -> None:
     from exporter import __version__
 
-    result = run_cli("--version")
+    result = cli("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"connector-exporter {__version__}"
 
 

@@ -8,7 +8,6 @@ import json
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 import yaml
 
 from exporter.simulator import Simulator
-from tests.conftest import sim_account, start_daemon
+from tests.conftest import cli, sim_account, start_daemon
 
 SENTINELS = {
     "fivetran_key": "SENTINEL-ft-key-8c1d2e",
@@ -216,21 +215,8 @@ async def test_port_in_use_is_a_clean_error(tmp_path: Path) -> None:
         path.write_text(
             "accounts: [{vendor: bindbee, name: a, token: t, base_url: 'http://127.0.0.1:9'}]\n"
         )
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "run",
-                "--config",
-                str(path),
-                "--listen-address",
-                f"127.0.0.1:{port}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
+        result = cli(
+            "run", "--config", str(path), "--listen-address", f"127.0.0.1:{port}", timeout=30
         )
     assert result.returncode == 2
     assert "error:" in result.stderr and "Traceback" not in result.stderr

@@ -6,7 +6,6 @@ import asyncio
 import signal
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import trustme
 import yaml
 
 from exporter.simulator import Simulator
-from tests.conftest import sim_account, start_daemon
+from tests.conftest import cli, sim_account, start_daemon
 from tests.test_daemon import wait_for
 
 PASSWORD = "correct horse battery staple"
@@ -159,22 +158,7 @@ def test_invalid_web_config_exits_2(tmp_path: Path, web: dict[str, Any], message
     config.write_text("accounts: [{vendor: bindbee, name: a, token: t}]\n")
     path = tmp_path / "web.yml"
     path.write_text(yaml.safe_dump(web))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "exporter",
-            "run",
-            "--config",
-            str(config),
-            "--web-config",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = cli("run", "--config", str(config), "--web-config", str(path), timeout=30)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
 

@@ -6,7 +6,7 @@ import asyncio
 import os
 import statistics
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,33 +22,48 @@ def threaded_simulator() -> Iterator[Simulator]:
     test's thread between polls (plain attribute and dict updates).
     """
     sim = Simulator()
+    with on_own_loop(sim.start, sim.stop, "simulator"):
+        yield sim
+
+
+@contextmanager
+def on_own_loop(
+    start: Callable[[], Awaitable[object]], stop: Callable[[], Awaitable[object]], name: str
+) -> Iterator[None]:
+    """`start()` on a new event loop on a thread named `name`, serving until the block ends;
+    then `stop()` on that loop."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
 
     def serve() -> None:
         asyncio.set_event_loop(loop)
-        loop.run_until_complete(sim.start())
+        loop.run_until_complete(start())
         started.set()
         loop.run_forever()
-        loop.run_until_complete(sim.stop())
+        loop.run_until_complete(stop())
         loop.close()
 
-    thread = threading.Thread(target=serve, name="simulator", daemon=True)
+    thread = threading.Thread(target=serve, name=name, daemon=True)
     thread.start()
-    assert started.wait(10), "the simulator did not start"
+    assert started.wait(10), f"the {name} did not start"
     try:
-        yield sim
+        yield
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident set size of a process, from /proc."""
+def proc_status_bytes(pid: int, field: str) -> int:
+    """A size in /proc/<pid>/status (`VmRSS`, `VmHWM`...), in bytes."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for {pid}")
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process."""
+    return proc_status_bytes(pid, "VmRSS")
 
 
 def open_fds(pid: int) -> int:

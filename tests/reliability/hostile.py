@@ -7,13 +7,10 @@ a behaviour, and `HostileVendor.handlers[prefix]` can be swapped between polls.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import signal
 import socket
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +22,8 @@ import httpx
 import yaml
 from aiohttp import web
 
-from tests.conftest import free_port
+from tests.conftest import start_daemon
+from tests.reliability.helpers import on_own_loop, proc_status_bytes
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -82,36 +80,18 @@ class HostileVendor:
 @contextmanager
 def hostile_vendor() -> Iterator[HostileVendor]:
     vendor = HostileVendor()
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    runner_box: list[web.AppRunner] = []
+    app = web.Application()
+    app.router.add_get("/{prefix}/v1/connections", vendor._dispatch)
+    runner = web.AppRunner(app, access_log=None)
 
     async def start() -> None:
-        app = web.Application()
-        app.router.add_get("/{prefix}/v1/connections", vendor._dispatch)
-        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         vendor.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        runner_box.append(runner)
 
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(start())
-        started.set()
-        loop.run_forever()
-        loop.run_until_complete(runner_box[0].cleanup())
-        loop.close()
-
-    thread = threading.Thread(target=serve, name="hostile-vendor", daemon=True)
-    thread.start()
-    assert started.wait(10), "the hostile vendor did not start"
-    try:
+    with on_own_loop(start, runner.cleanup, "hostile vendor"):
         yield vendor
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
 
 
 def fivetran_account(name: str, base_url: str, **extra: Any) -> dict[str, Any]:
@@ -184,27 +164,11 @@ def start(
     """The daemon as a subprocess on a free 127.0.0.1 port; `limits`: RLIMIT_* to set in it."""
     import resource
 
-    port = free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "exporter",
-        "run",
-        "--config",
-        str(config),
-        "--listen-address",
-        f"127.0.0.1:{port}",
-        *extra,
-    ]
-
     def set_limits() -> None:
         for which, value in (limits or {}).items():
             resource.setrlimit(which, value)
 
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, preexec_fn=set_limits if limits else None
-        )
+    proc, port = start_daemon(config, log, *extra, preexec_fn=set_limits if limits else None)
     return Daemon(proc, port, log, scheme)
 
 
@@ -266,10 +230,7 @@ def reason(text: str, account: str) -> str | None:
 
 def vm_hwm(pid: int) -> int:
     """Peak resident set size of a process, in bytes (VmHWM)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmHWM for {pid}")
+    return proc_status_bytes(pid, "VmHWM")
 
 
 def raw_connect(port: int) -> socket.socket:

@@ -62,6 +62,18 @@ def timed_get(client: httpx.Client, url: str, **kwargs: object) -> tuple[int, fl
     return status, time.monotonic() - started
 
 
+def idle_daemon(tmp_path: Path, password: str, cost: int) -> tuple[Daemon, Path]:
+    """The daemon behind basic auth (user `prom`, bcrypt `cost`), its one poll an hour away;
+    and its web config file, for a test to rewrite."""
+    config = write_config(
+        tmp_path / "config.yaml",
+        [fivetran_account("a", "http://127.0.0.1:9/x")],
+        poll_interval="1h",
+    )
+    web = write_web(tmp_path / "web.yaml", {"prom": hashed(password, cost)})
+    return start(config, tmp_path / "daemon.log", "--web-config", str(web)), web
+
+
 def wait_log(daemon: Daemon, text: str, count: int = 1, timeout: float = 20) -> None:
     wait_until(
         lambda: daemon.log_text().count(text) >= count, timeout=timeout, what=f"{text!r} logged"
@@ -161,14 +173,8 @@ def test_password_flood_keeps_scrapes_fast_and_polls_on_time(tmp_path: Path) -> 
 
 def test_no_cached_password_survives_a_reload(tmp_path: Path) -> None:
     """A check in flight while SIGHUP rotates the password must not cache the old one."""
-    config = write_config(
-        tmp_path / "config.yaml",
-        [fivetran_account("a", "http://127.0.0.1:9/x")],
-        poll_interval="1h",
-    )
-    web = write_web(tmp_path / "web.yaml", {"prom": hashed("old-password", 13)})
+    daemon, web = idle_daemon(tmp_path, "old-password", 13)
     new_hash = hashed("new-password", 4)
-    daemon = start(config, tmp_path / "daemon.log", "--web-config", str(web))
     try:
         wait_until(lambda: httpx.get(daemon.url + "/healthz").status_code == 200, what="up")
         old = {"Authorization": basic("prom", "old-password")}
@@ -198,13 +204,7 @@ def test_no_cached_password_survives_a_reload(tmp_path: Path) -> None:
 
 
 def test_unknown_and_known_users_cost_the_same(tmp_path: Path) -> None:
-    config = write_config(
-        tmp_path / "config.yaml",
-        [fivetran_account("a", "http://127.0.0.1:9/x")],
-        poll_interval="1h",
-    )
-    web = write_web(tmp_path / "web.yaml", {"prom": hashed(PASSWORD, 12)})
-    daemon = start(config, tmp_path / "daemon.log", "--web-config", str(web))
+    daemon, _ = idle_daemon(tmp_path, PASSWORD, 12)
     try:
         wait_until(lambda: httpx.get(daemon.url + "/healthz").status_code == 200, what="up")
         known: list[float] = []
@@ -263,13 +263,7 @@ def raw_status(port: int, source: str, authorization: bytes) -> int:
 
 
 def test_every_malformed_authorization_is_401(tmp_path: Path) -> None:
-    config = write_config(
-        tmp_path / "config.yaml",
-        [fivetran_account("a", "http://127.0.0.1:9/x")],
-        poll_interval="1h",
-    )
-    web = write_web(tmp_path / "web.yaml", {"prom": hashed(PASSWORD, 4)})
-    daemon = start(config, tmp_path / "daemon.log", "--web-config", str(web))
+    daemon, _ = idle_daemon(tmp_path, PASSWORD, 4)
     try:
         wait_until(lambda: httpx.get(daemon.url + "/healthz").status_code == 200, what="up")
         statuses = {
@@ -282,13 +276,7 @@ def test_every_malformed_authorization_is_401(tmp_path: Path) -> None:
 
 
 def test_weak_bcrypt_cost_is_warned(tmp_path: Path) -> None:
-    config = write_config(
-        tmp_path / "config.yaml",
-        [fivetran_account("a", "http://127.0.0.1:9/x")],
-        poll_interval="1h",
-    )
-    web = write_web(tmp_path / "web.yaml", {"prom": hashed(PASSWORD, 4)})
-    daemon = start(config, tmp_path / "daemon.log", "--web-config", str(web))
+    daemon, _ = idle_daemon(tmp_path, PASSWORD, 4)
     try:
         wait_log(daemon, '"event": "started"')
         log = daemon.log_text()
@@ -306,13 +294,7 @@ def test_weak_bcrypt_cost_is_warned(tmp_path: Path) -> None:
 def test_empty_or_truncated_web_config_at_reload_keeps_the_old_one(
     tmp_path: Path, broken: str
 ) -> None:
-    config = write_config(
-        tmp_path / "config.yaml",
-        [fivetran_account("a", "http://127.0.0.1:9/x")],
-        poll_interval="1h",
-    )
-    web = write_web(tmp_path / "web.yaml", {"prom": hashed(PASSWORD, 4)})
-    daemon = start(config, tmp_path / "daemon.log", "--web-config", str(web))
+    daemon, web = idle_daemon(tmp_path, PASSWORD, 4)
     try:
         wait_log(daemon, '"event": "started"')
         web.write_text(broken)

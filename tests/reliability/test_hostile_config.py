@@ -7,10 +7,9 @@ from __future__ import annotations
 import os
 import resource
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.conftest import cli
 from tests.reliability.hostile import (
     fivetran_account,
     fivetran_item,
@@ -87,26 +86,12 @@ def test_fifo_device_and_huge_secret_files_fail_check_config_cleanly(tmp_path: P
         del account["api_secret"]
     config = write_config(tmp_path / "config.yaml", accounts)
     for target in (config, Path("/dev/zero"), fifo):
-        done = subprocess.run(
-            [sys.executable, "-m", "exporter", "check-config", "--config", str(target)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-            preexec_fn=_limited_memory,
-        )
+        done = cli("check-config", "--config", str(target), timeout=30, preexec_fn=_limited_memory)
         assert done.returncode == 2, done.stdout + done.stderr
         assert "Traceback" not in done.stderr
     lines = [line.strip() for line in done.stderr.splitlines()]
     assert "cannot read config file" in done.stderr and "not a regular file" in done.stderr
-    done = subprocess.run(
-        [sys.executable, "-m", "exporter", "check-config", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        preexec_fn=_limited_memory,
-    )
+    done = cli("check-config", "--config", str(config), timeout=30, preexec_fn=_limited_memory)
     lines = [line.strip() for line in done.stderr.splitlines()]
     assert f"accounts[0].api_secret_file: cannot read {fifo}: not a regular file" in lines, lines
     assert "accounts[1].api_secret_file: cannot read /dev/zero: not a regular file" in lines

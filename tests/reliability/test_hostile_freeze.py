@@ -17,7 +17,7 @@ import bcrypt
 import httpx
 import yaml
 
-from tests.conftest import free_port
+from tests.conftest import cli, free_port
 from tests.reliability.hostile import (
     fivetran_account,
     fivetran_item,
@@ -33,13 +33,7 @@ from tests.reliability.hostile import (
 
 
 def check_config(config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", "check-config", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    return cli("check-config", "--config", str(config), timeout=30)
 
 
 def test_a_catastrophic_filter_cannot_freeze_the_daemon(tmp_path: Path) -> None:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 from aiohttp import web
 
+from tests.conftest import cli
 from tests.reliability.hostile import (
     fivetran_account,
     get,
@@ -121,13 +120,7 @@ def test_secret_with_a_control_character_is_rejected_without_its_value(tmp_path:
         ],
     )
     for command in ("check-config", "run"):
-        done = subprocess.run(
-            [sys.executable, "-m", "exporter", command, "--config", str(config)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        done = cli(command, "--config", str(config), timeout=30)
         output = done.stdout + done.stderr
         assert done.returncode == 2, output
         assert "accounts[0].api_secret: contains a control character" in output, output

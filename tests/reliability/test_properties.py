@@ -12,8 +12,6 @@ from __future__ import annotations
 import copy
 import importlib
 import math
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -36,7 +34,7 @@ from exporter.simulator import SPECS
 from exporter.status import AccountStatus
 from exporter.vendors import REGISTRY
 from exporter.vendors.base import parse_retry_after
-from tests.conftest import FIXED_NOW, fixture_json, make_config, render, status_of
+from tests.conftest import FIXED_NOW, cli, fixture_json, make_config, render, status_of
 
 EXAMPLES = settings(
     max_examples=150,
@@ -343,13 +341,7 @@ BROKEN_CONFIGS = {
 def test_check_config_exits_2_with_problems_never_a_traceback(name: str, tmp_path: Path) -> None:
     path = tmp_path / name
     path.write_text(BROKEN_CONFIGS[name])
-    result = subprocess.run(
-        [sys.executable, "-m", "exporter", "check-config", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = cli("check-config", "--config", str(path))
     assert result.returncode == 2, result.stderr
     assert "invalid configuration" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import subprocess
-import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -31,7 +29,7 @@ from exporter.scheduler import AccountRunner
 from exporter.simulator import SPECS, Simulator
 from exporter.simulator.base import FAULT_MODES, Fault
 from exporter.vendors import REGISTRY
-from tests.conftest import make_config, render, start_daemon
+from tests.conftest import cli, make_config, render, start_daemon
 from tests.reliability.helpers import threaded_simulator
 from tests.test_daemon import wait_for
 
@@ -229,13 +227,7 @@ def test_check_config_never_prints_a_secret(problem: str, tmp_path: Path) -> Non
     accounts_yaml = yaml.safe_dump({"accounts": broken})
     path = tmp_path / "config.yml"
     path.write_text(accounts_yaml + problem + "\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "exporter", "check-config", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = cli("check-config", "--config", str(path))
     assert result.returncode == 2
     assert "invalid configuration" in result.stderr and "Traceback" not in result.stderr
     assert_clean("check-config output", result.stdout + result.stderr)

@@ -19,7 +19,6 @@ import random
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -35,7 +34,7 @@ from exporter.daemon import Daemon
 from exporter.simulator import Simulator
 from exporter.simulator.base import FAULT_MODES, Fault
 from exporter.vendors import REGISTRY
-from tests.conftest import free_port
+from tests.conftest import start_daemon
 from tests.reliability.helpers import growth, open_fds, rss_bytes, threaded_simulator
 from tests.test_daemon import wait_for
 
@@ -118,22 +117,7 @@ async def daemon_process(sim: Simulator, tmp_path: Path) -> AsyncIterator[tuple[
     config = tmp_path / "config.yml"
     config.write_text(yaml.safe_dump(config_for(sim)))
     log = tmp_path / "daemon.log"
-    port = free_port()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "run",
-                "--config",
-                str(config),
-                "--listen-address",
-                f"127.0.0.1:{port}",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc, port = start_daemon(config, log)
     url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(timeout=5) as client:
