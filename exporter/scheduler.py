@@ -163,7 +163,6 @@ class AccountRunner:
             status.last_ok = True
             status.last_success_end = now
             status.last_error = ""
-            status.last_failure_reason = "none"
         else:
             status.failures_total += 1
             status.last_ok = False

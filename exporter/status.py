@@ -159,7 +159,8 @@ class AccountStatus:
     last_success_end: float | None = None
     last_duration: float | None = None
     last_error: str = ""
-    # errors.FAILURE_REASONS: "none" after a success, "" before the first poll
+    # errors.FAILURE_REASONS of the last failed poll ("" before any); the metric reads "none"
+    # while last_ok holds
     last_failure_reason: str = ""
     next_poll: float | None = None
     requests: Counter[str] = field(default_factory=Counter)

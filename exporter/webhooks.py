@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 from exporter.collector import _family
 from exporter.scheduler import AccountRunner
 from exporter.vendors import REGISTRY
-from exporter.vendors.base import BadEvent, body_hash
+from exporter.vendors.base import BadEvent, event_key
 
 log = structlog.get_logger("exporter.webhooks")
 
@@ -224,7 +224,9 @@ class WebhookListener:
             reason = str(err) if isinstance(err, BadEvent) else "body is not JSON"
             return self._answer(labels, "bad_request", 400, reason)
         seen = self._seen_for(key, runners)
-        fresh = [e for e in events if seen.add(f"{e.kind}\0{e.event_id or body_hash(body)}")]
+        # Keys are digests: an event id is vendor text up to the body cap, and 20,000 of them
+        # must stay small in memory.
+        fresh = [e for e in events if seen.add(event_key(e.kind, e.event_id, body))]
         if events and not fresh:
             return self._answer(labels, "duplicate", 200)
         received_at = self.clock()

@@ -603,9 +603,11 @@ def digest_matches(expected: bytes, presented: str | None) -> bool:
     return ok
 
 
-def body_hash(body: bytes) -> str:
-    """An event key for vendors that send no event id: a redelivery repeats the same bytes."""
-    return "sha256:" + hashlib.sha256(body).hexdigest()
+def event_key(kind: str, event_id: str, body: bytes) -> str:
+    """A fixed-size key for duplicate detection: the event's kind and id, or, for vendors that
+    send no event id, the body itself (a redelivery repeats the same bytes)."""
+    raw = f"{kind}\0{event_id}".encode() if event_id else b"body\0" + body
+    return hashlib.sha256(raw).hexdigest()
 
 
 @dataclass(frozen=True)

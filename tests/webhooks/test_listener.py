@@ -21,6 +21,7 @@ import pytest
 
 from exporter.config import ConfigError, parse_config
 from exporter.simulator import SPECS, Simulator
+from exporter.vendors.base import event_key
 from exporter.webhooks import RateLimiter, SeenEvents
 from tests.conftest import sim_account
 from tests.webhooks.harness import (
@@ -286,3 +287,13 @@ def test_webhook_config() -> None:
     assert "from-env" in config.accounts[0].secret_values()
     with pytest.raises(ConfigError):
         parse_config(config_text(account, webhooks={"listen_address": "nope"}), env={"HOOK": "x"})
+
+
+def test_duplicate_keys_are_fixed_size_whatever_the_event_id() -> None:
+    """20,000 remembered keys must stay small even when a vendor sends megabyte event ids."""
+    huge = event_key("sync_end", "x" * 1_000_000, b"{}")
+    assert len(huge) == 64
+    assert event_key("sync_end", "a", b"{}") != event_key("sync_end", "b", b"{}")
+    assert event_key("sync_end", "a", b"{}") != event_key("sync_start", "a", b"{}")
+    assert event_key("e", "", b"one") != event_key("e", "", b"two")  # no id: the body
+    assert event_key("e", "", b"one") == event_key("e", "", b"one")
