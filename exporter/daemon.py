@@ -9,9 +9,9 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from aiohttp import web
@@ -37,6 +37,7 @@ from exporter.webconfig import WebConfig, load_web_config
 from exporter.webhooks import WebhookListener
 
 log = structlog.get_logger("exporter")
+T = TypeVar("T")
 
 # SPEC §1: SIGTERM/SIGINT stop within 5 s; the two budgets below add up to well under that.
 POLL_CANCEL_SECONDS = 2.0
@@ -73,6 +74,15 @@ class _LoopErrors:
             error=f"{type(exc).__name__}: {exc}" if exc else None,
             suppressed_since_last=self.suppressed.pop(key, 0),
         )
+
+
+async def _reread(path: str | Path, read: Awaitable[T]) -> T | None:
+    """What `read` loaded from `path`; None, with the problems logged, when the file is invalid."""
+    try:
+        return await read
+    except ConfigError as err:
+        log.error("reload_failed", file=str(path), problems=[str(p) for p in err.problems])
+        return None
 
 
 class Daemon:
@@ -213,27 +223,12 @@ class Daemon:
         ok = True
         new_config = self.config
         if self.config_path is not None:
-            try:
-                new_config = await asyncio.to_thread(
-                    load_config, self.config_path, overrides=self.config_overrides
-                )
-            except ConfigError as err:
-                ok = False
-                log.error(
-                    "reload_failed",
-                    file=str(self.config_path),
-                    problems=[str(p) for p in err.problems],
-                )
+            read = asyncio.to_thread(load_config, self.config_path, overrides=self.config_overrides)
+            loaded = await _reread(self.config_path, read)
+            ok = loaded is not None
+            new_config = self.config if loaded is None else loaded
         if self.web_config_path is not None:
-            try:
-                await self._reload_web()
-            except ConfigError as err:
-                ok = False
-                log.error(
-                    "reload_failed",
-                    file=str(self.web_config_path),
-                    problems=[str(p) for p in err.problems],
-                )
+            ok = await _reread(self.web_config_path, self._reload_web()) is not None and ok
         if ok and new_config is not self.config:
             await self._apply(new_config)
         self.collector.reload_ok = ok
@@ -242,7 +237,7 @@ class Daemon:
             log.info("reloaded", accounts=len(self.scheduler.runners))
         return ok
 
-    async def _reload_web(self) -> None:
+    async def _reload_web(self) -> WebConfig:
         assert self.web_config_path is not None
         # Validated fully (certificates loaded into a fresh context) before anything changes.
         probe = await asyncio.to_thread(load_web_config, self.web_config_path)
@@ -252,6 +247,7 @@ class Daemon:
         self.web.update_from(probe)
         for warning in probe.warnings:
             log.warning("web_config_warning", file=str(self.web_config_path), problem=warning)
+        return probe
 
     async def _apply(self, config: Config) -> None:
         if config.listen_address != self.config.listen_address:

@@ -23,6 +23,11 @@ class Health(StrEnum):
     UNKNOWN = "unknown"
 
 
+def first_applying(*rules: tuple[bool, Health], otherwise: Health) -> Health:
+    """A SPEC §5 vendor row: `(applies, health)` rules in order; the first that applies wins."""
+    return next((health for applies, health in rules if applies), otherwise)
+
+
 @dataclass(frozen=True, slots=True)
 class StateSets:
     """The known values of a vendor's state fields; each becomes one series of its StateSet.

@@ -25,7 +25,8 @@ from exporter.status import (
     publish,
 )
 from exporter.vendors import REGISTRY
-from exporter.vendors.base import ApiClient, ClientSettings, Event, PollStats
+from exporter.vendors.base import ApiClient, ClientSettings, PollStats
+from exporter.vendors.events import Event
 
 log = structlog.get_logger("exporter.poll")
 

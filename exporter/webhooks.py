@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 from exporter.collector import _family
 from exporter.scheduler import AccountRunner
 from exporter.vendors import REGISTRY
-from exporter.vendors.base import BadEvent, event_key
+from exporter.vendors.events import BadEvent, event_key
 
 log = structlog.get_logger("exporter.webhooks")
 

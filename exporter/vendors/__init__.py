@@ -11,7 +11,7 @@ import pkgutil
 
 from exporter.vendors.base import Vendor
 
-_NOT_VENDORS = frozenset({"base", "fields"})
+_NOT_VENDORS = frozenset({"base", "events", "fields"})
 
 
 def _discover() -> dict[str, Vendor]:

@@ -15,23 +15,19 @@ from pydantic import Field, SecretStr
 
 from exporter.accounts import CatalogAndConnections
 from exporter.errors import RequestRejected
-from exporter.model import CatalogEntry, Connector, Health, StateSets
+from exporter.model import CatalogEntry, Connector, Health, StateSets, first_applying
 from exporter.vendors.base import (
     ApiClient,
-    BadEvent,
     CatalogAdapter,
-    Event,
     Vendor,
-    Webhook,
     bearer,
+    cursor_at,
     cursor_pages,
-    digest_matches,
-    expect_list,
-    expect_mapping,
-    hmac_sha256,
-    optional_cursor,
+    list_at,
+    object_at,
     translate_all,
 )
+from exporter.vendors.events import BadEvent, Event, Webhook, digest_matches, hmac_sha256
 from exporter.vendors.fields import as_float, as_list, as_mapping, as_str, opt_str, parse_timestamp
 
 # Consumer detail requests (one per consumer, SPEC §4) run this many at a time by default: at
@@ -104,18 +100,16 @@ def translate_connection(consumer_id: str, item: Mapping[str, Any]) -> Connector
     relink = state == "invalid" or health_value in RELINK_HEALTHS
 
     # SPEC §5, apideck row: the first rule that applies wins.
-    if paused:
-        health = Health.PAUSED
-    elif relink:
-        health = Health.RELINK_NEEDED
-    elif health_value in INCOMPLETE_HEALTHS or (state is not None and state != "callable"):
-        health = Health.INCOMPLETE
-    elif health_value in DEGRADED_HEALTHS:
-        health = Health.DEGRADED
-    elif state is None and health_value is None:
-        health = Health.UNKNOWN  # neither field sent: nothing to judge by
-    else:
-        health = Health.HEALTHY
+    not_callable = state is not None and state != "callable"
+    health = first_applying(
+        (paused, Health.PAUSED),
+        (relink, Health.RELINK_NEEDED),
+        (health_value in INCOMPLETE_HEALTHS or not_callable, Health.INCOMPLETE),
+        (health_value in DEGRADED_HEALTHS, Health.DEGRADED),
+        # neither field sent: nothing to judge by
+        (state is None and health_value is None, Health.UNKNOWN),
+        otherwise=Health.HEALTHY,
+    )
 
     return Connector(
         connector_id=f"{consumer_id}/{connection_id}",
@@ -159,15 +153,12 @@ def translate_catalog(items: Iterable[Any]) -> list[CatalogEntry]:
 
 def parse_page(data: Any) -> tuple[list[Any], str | None]:
     """A list page's `data` and its next cursor (`meta.cursors.next`, null at the end)."""
-    body = expect_mapping(data, "response")
-    items = expect_list(body.get("data"), "response.data")
-    cursors = as_mapping(as_mapping(body.get("meta")).get("cursors"))
-    return items, optional_cursor(cursors.get("next"))
+    return list_at(data, "data"), cursor_at(data, "meta.cursors.next")
 
 
 def parse_consumer(data: Any) -> Mapping[str, Any]:
     """The consumer object of a `GET /vault/consumers/{consumer_id}` response."""
-    return expect_mapping(expect_mapping(data, "response").get("data"), "response.data")
+    return object_at(data, "data")
 
 
 class ApideckAdapter(CatalogAdapter[ApideckAccount]):

@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import contextlib
 import functools
-import hashlib
-import hmac
 import json
 import random
 import ssl
@@ -47,6 +42,7 @@ from exporter.errors import (
 )
 from exporter.logs import longest_first, redact_with, sanitise, secret_forms
 from exporter.model import CatalogEntry, Connector, PollResult, StateSets
+from exporter.vendors.events import Webhook
 
 # Retry policy (SPEC §4): capped exponential backoff with full jitter, Retry-After honoured
 # up to a cap so that one vendor cannot park a poll for an hour.
@@ -405,16 +401,47 @@ async def cursor_pages(fetch: PageFetch, *, max_pages: int = MAX_PAGES) -> Async
     raise BadResponse(f"pagination did not end after {max_pages} pages")
 
 
-def expect_mapping(data: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(data, Mapping):
-        raise BadResponse(f"{what}: expected a JSON object, got {type(data).__name__}")
+def _walk(data: Any, path: str, kind: type) -> Any:
+    """The value at dotted `path` of a response, which must be a `kind` (Mapping or list).
+
+    Every level on the way must be an object too: a vendor that changed its shape is a
+    BadResponse naming where ("response.data.items: expected a JSON array, got NoneType").
+    """
+    where = "response"
+    for part in path.split(".") if path else ():
+        if not isinstance(data, Mapping):
+            raise BadResponse(f"{where}: expected a JSON object, got {type(data).__name__}")
+        data, where = data.get(part), f"{where}.{part}"
+    if not isinstance(data, kind):
+        shape = "a JSON array" if kind is list else "a JSON object"
+        raise BadResponse(f"{where}: expected {shape}, got {type(data).__name__}")
     return data
 
 
-def expect_list(data: Any, what: str) -> list[Any]:
-    if not isinstance(data, list):
-        raise BadResponse(f"{what}: expected a JSON array, got {type(data).__name__}")
-    return data
+def list_at(data: Any, path: str) -> list[Any]:
+    """The JSON array at dotted `path` of a response: a listing's items."""
+    found: list[Any] = _walk(data, path, list)
+    return found
+
+
+def object_at(data: Any, path: str = "") -> Mapping[str, Any]:
+    """The JSON object at dotted `path` of a response ("": the response itself)."""
+    found: Mapping[str, Any] = _walk(data, path, Mapping)
+    return found
+
+
+def cursor_at(data: Any, *paths: str) -> str | None:
+    """The next-page cursor: the first non-empty string at one of the dotted `paths`.
+
+    Anything else (absent, null, "", a number) is how vendors say the listing has ended.
+    """
+    for path in paths:
+        value = data
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 T = TypeVar("T")
@@ -426,11 +453,6 @@ def translate_all(items: Iterable[Any], one: Callable[[Mapping[str, Any]], T | N
     Vendors' pages hold objects, but a translator must survive anything a page can hold.
     """
     return [out for item in items if isinstance(item, Mapping) and (out := one(item)) is not None]
-
-
-def optional_cursor(value: Any) -> str | None:
-    """A next-page cursor as vendors send it: a non-empty string, else the end of the listing."""
-    return value if isinstance(value, str) and value else None
 
 
 def bearer(token: SecretStr, **extra: str) -> dict[str, str]:
@@ -538,76 +560,6 @@ class CatalogAdapter(Adapter[C]):
         catalog = await self.catalog() if self.account.catalog else []
         connectors = await self.connections() if self.account.connections else []
         return PollResult(connectors=tuple(connectors), catalog=tuple(catalog))
-
-
-@dataclass(frozen=True)
-class Event:
-    """One vendor event as it changes one connector.
-
-    `patch` holds the vendor-object fields the event changes (merged into the connector's last
-    vendor object, then translated as a poll would); `sync_start` / `sync_end` feed the sync
-    telemetry; `sync_result` is one of model.SYNC_RESULTS when the event ends a sync.
-    """
-
-    event_id: str  # the vendor's id or idempotency key; "" to fall back on the body's hash
-    connector_id: str  # as the vendor's translation names it
-    kind: str  # the vendor's event name, for the log line (never a label)
-    patch: Mapping[str, Any] = field(default_factory=dict)
-    sync_id: str = ""
-    sync_start: float | None = None
-    sync_end: float | None = None
-    sync_result: str | None = None
-
-
-class BadEvent(ValueError):
-    """A verified body that is not an event this vendor sends (answered 400)."""
-
-
-@dataclass(frozen=True)
-class Webhook:
-    """How a vendor signs and shapes its webhooks; declared in its module, used by webhooks.py.
-
-    `verify(secret, body, headers)` must compare in constant time; `parse(data, headers)` turns
-    the decoded JSON into events (raises BadEvent); `sign(secret, body)` returns the headers
-    the vendor would send (the simulators sign with it, so both sides share one scheme).
-    """
-
-    verify: Callable[[bytes, bytes, Mapping[str, str]], bool]
-    parse: Callable[[Any, Mapping[str, str]], list[Event]]
-    sign: Callable[[bytes, bytes], dict[str, str]]
-    docs: str  # where the scheme is documented (docs/webhooks.md cites it)
-
-
-def hmac_sha256(secret: bytes, message: bytes) -> bytes:
-    return hmac.digest(secret, message, hashlib.sha256)
-
-
-def digest_matches(expected: bytes, presented: str | None) -> bool:
-    """Whether `presented` is `expected` in hex (any case), base64 or base64url; constant time.
-
-    Vendors whose documentation does not name the encoding of their signature get all three:
-    accepting several encodings of the same MAC weakens nothing.
-    """
-    if not presented:
-        return False
-    text = presented.strip()
-    candidates: list[bytes] = []
-    with contextlib.suppress(ValueError):
-        candidates.append(bytes.fromhex(text))
-    for decode in (base64.b64decode, base64.urlsafe_b64decode):
-        with contextlib.suppress(binascii.Error, ValueError):
-            candidates.append(decode(text + "=" * (-len(text) % 4)))
-    ok = False
-    for candidate in candidates:
-        ok |= hmac.compare_digest(candidate, expected)
-    return ok
-
-
-def event_key(kind: str, event_id: str, body: bytes) -> str:
-    """A fixed-size key for duplicate detection: the event's kind and id, or, for vendors that
-    send no event id, the body itself (a redelivery repeats the same bytes)."""
-    raw = f"{kind}\0{event_id}".encode() if event_id else b"body\0" + body
-    return hashlib.sha256(raw).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -11,22 +11,17 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, SecretStr, field_validator
 
 from exporter.accounts import AccountBase
-from exporter.model import Connector, Health, PollResult, StateSets
+from exporter.model import Connector, Health, PollResult, StateSets, first_applying
 from exporter.vendors.base import (
     Adapter,
-    BadEvent,
-    Event,
     Vendor,
-    Webhook,
     bearer,
+    cursor_at,
     cursor_pages,
-    digest_matches,
-    expect_list,
-    expect_mapping,
-    hmac_sha256,
-    optional_cursor,
+    list_at,
     translate_all,
 )
+from exporter.vendors.events import BadEvent, Event, Webhook, digest_matches, hmac_sha256
 from exporter.vendors.fields import as_float, as_str, parse_timestamp
 
 BindbeeCategory = Literal["hris", "ats", "lms"]
@@ -82,16 +77,13 @@ def translate_one(item: Mapping[str, Any], category: str) -> Connector | None:
     # is_active is required by the schema; a missing or null one is not evidence of a pause.
     paused = item.get("is_active") is False
 
-    if paused:
-        health = Health.PAUSED
-    elif setup == "relink_needed":
-        health = Health.RELINK_NEEDED
-    elif setup == "incomplete":
-        health = Health.INCOMPLETE
-    elif sync == "failed":
-        health = Health.FAILING
-    else:
-        health = Health.HEALTHY
+    health = first_applying(
+        (paused, Health.PAUSED),
+        (setup == "relink_needed", Health.RELINK_NEEDED),
+        (setup == "incomplete", Health.INCOMPLETE),
+        (sync == "failed", Health.FAILING),
+        otherwise=Health.HEALTHY,
+    )
 
     slug = as_str(item.get("integration_slug"))
     return Connector(
@@ -119,8 +111,7 @@ def translate(items: Iterable[Any], category: str) -> list[Connector]:
 
 
 def parse_page(data: Any) -> tuple[list[Any], str | None]:
-    body = expect_mapping(data, "response")
-    return expect_list(body.get("items"), "response.items"), optional_cursor(body.get("cursor"))
+    return list_at(data, "items"), cursor_at(data, "cursor")
 
 
 class BindbeeAdapter(Adapter[BindbeeAccount]):

@@ -13,20 +13,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import SecretStr
 
 from exporter.accounts import AccountBase
-from exporter.model import Connector, Health, PollResult, StateSets
-from exporter.vendors.base import (
-    Adapter,
-    BadEvent,
-    Event,
-    Vendor,
-    Webhook,
-    cursor_pages,
-    expect_list,
-    expect_mapping,
-    hmac_sha256,
-    optional_cursor,
-    translate_all,
-)
+from exporter.model import Connector, Health, PollResult, StateSets, first_applying
+from exporter.vendors.base import Adapter, Vendor, cursor_at, cursor_pages, list_at, translate_all
+from exporter.vendors.events import BadEvent, Event, Webhook, hmac_sha256
 from exporter.vendors.fields import (
     as_float,
     as_list,
@@ -116,27 +105,24 @@ def translate_one(item: Mapping[str, Any]) -> Connector | None:
     )
 
     # SPEC §5, fivetran row: the first rule that applies wins.
-    if paused:
-        health = Health.PAUSED
-    elif setup == "broken":
-        health = Health.BROKEN
-    elif setup == "incomplete":
-        health = Health.INCOMPLETE
-    elif failed is not None and (succeeded is None or failed > succeeded):
-        health = Health.FAILING
-    elif (
+    last_sync_failed = failed is not None and (succeeded is None or failed > succeeded)
+    held_up = (
         update == "delayed"
         or sync == "rescheduled"
         or (tasks or 0) > 0
         or schema == "blocked_on_customer"
-    ):
-        health = Health.DEGRADED
-    elif setup != "connected":
+    )
+    health = first_applying(
+        (paused, Health.PAUSED),
+        (setup == "broken", Health.BROKEN),
+        (setup == "incomplete", Health.INCOMPLETE),
+        (last_sync_failed, Health.FAILING),
+        (held_up, Health.DEGRADED),
         # `other` (a value we do not know) or no setup state at all: nothing to call it
         # healthy by.
-        health = Health.UNKNOWN
-    else:
-        health = Health.HEALTHY
+        (setup != "connected", Health.UNKNOWN),
+        otherwise=Health.HEALTHY,
+    )
 
     return Connector(
         connector_id=connector_id,
@@ -170,10 +156,7 @@ def translate(items: Iterable[Any]) -> list[Connector]:
 
 def parse_page(data: Any) -> tuple[list[Any], str | None]:
     """A page's items and next cursor. The docs show `next_cursor`; the seed shows `nextCursor`."""
-    body = expect_mapping(expect_mapping(data, "response").get("data"), "response.data")
-    items = expect_list(body.get("items"), "response.data.items")
-    cursor = optional_cursor(body.get("next_cursor")) or optional_cursor(body.get("nextCursor"))
-    return items, cursor
+    return list_at(data, "data.items"), cursor_at(data, "data.next_cursor", "data.nextCursor")
 
 
 class FivetranAdapter(Adapter[FivetranAccount]):

@@ -12,19 +12,17 @@ from pydantic import SecretStr
 
 from exporter.accounts import CatalogAndConnections
 from exporter.errors import BadResponse
-from exporter.model import CatalogEntry, Connector, Health, StateSets
+from exporter.model import CatalogEntry, Connector, Health, StateSets, first_applying
 from exporter.vendors.base import (
     MAX_PAGES,
-    BadEvent,
     CatalogAdapter,
-    Event,
     Vendor,
-    Webhook,
     bearer,
-    expect_list,
-    expect_mapping,
+    list_at,
+    object_at,
     translate_all,
 )
+from exporter.vendors.events import BadEvent, Event, Webhook
 from exporter.vendors.fields import as_str, opt_str
 
 
@@ -82,16 +80,13 @@ def translate_one(item: Mapping[str, Any]) -> Connector | None:
     paused = item.get("disabled") is True
 
     # SPEC §5, openint row: the first rule that applies wins.
-    if paused:
-        health = Health.PAUSED
-    elif status == "disconnected":
-        health = Health.RELINK_NEEDED
-    elif status == "error":
-        health = Health.FAILING
-    elif status in ("healthy", "manual"):
-        health = Health.HEALTHY
-    else:
-        health = Health.UNKNOWN
+    health = first_applying(
+        (paused, Health.PAUSED),
+        (status == "disconnected", Health.RELINK_NEEDED),
+        (status == "error", Health.FAILING),
+        (status in ("healthy", "manual"), Health.HEALTHY),
+        otherwise=Health.UNKNOWN,
+    )
 
     connector_name = as_str(item.get("connector_name"))
     # Kept only where it explains something: a healthy connection's message is not shown.
@@ -136,9 +131,8 @@ def translate_catalog(items: Iterable[Any]) -> list[CatalogEntry]:
 
 def parse_page(data: Any) -> tuple[list[Any], int | None]:
     """A page's items and the listing's `total` (None when absent or not a count)."""
-    body = expect_mapping(data, "response")
-    items = expect_list(body.get("items"), "response.items")
-    total = body.get("total")
+    items = list_at(data, "items")
+    total = object_at(data).get("total")
     if isinstance(total, bool) or not isinstance(total, int) or total < 0:
         total = None
     return items, total

@@ -8,16 +8,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, SecretStr
 
 from exporter.accounts import AccountBase
-from exporter.model import Connector, Health, PollResult, StateSets
-from exporter.vendors.base import (
-    Adapter,
-    Vendor,
-    bearer,
-    cursor_pages,
-    expect_list,
-    expect_mapping,
-    optional_cursor,
-)
+from exporter.model import Connector, Health, PollResult, StateSets, first_applying
+from exporter.vendors.base import Adapter, Vendor, bearer, cursor_at, cursor_pages, list_at
 from exporter.vendors.fields import as_list, as_mapping, as_str
 
 
@@ -98,14 +90,12 @@ def translate_connection(
 
     # SPEC §5, versori row: the first rule that applies wins. An `expiresAt` in the past is not
     # a relink: it is when Versori deletes the credential (see translate_connection's doc).
-    if relink:
-        health = Health.RELINK_NEEDED
-    elif "error" in severities:
-        health = Health.BROKEN
-    elif "warning" in severities:
-        health = Health.DEGRADED
-    else:
-        health = Health.HEALTHY
+    health = first_applying(
+        (relink, Health.RELINK_NEEDED),
+        ("error" in severities, Health.BROKEN),
+        ("warning" in severities, Health.DEGRADED),
+        otherwise=Health.HEALTHY,
+    )
 
     return Connector(
         connector_id=connection_id,
@@ -136,9 +126,7 @@ def translate(items: Iterable[Any], organisation_id: str) -> list[Connector]:
 
 def parse_page(data: Any) -> tuple[list[Any], str | None]:
     """A ConnectorPage's connectors and its `next` cursor (absent or empty at the end)."""
-    body = expect_mapping(data, "response")
-    items = expect_list(body.get("connectors"), "response.connectors")
-    return items, optional_cursor(body.get("next"))
+    return list_at(data, "connectors"), cursor_at(data, "next")
 
 
 class VersoriAdapter(Adapter[VersoriAccount]):

@@ -30,7 +30,7 @@ from exporter.daemon import Daemon
 from exporter.scheduler import AccountRunner
 from exporter.simulator import Simulator
 from exporter.vendors import REGISTRY
-from exporter.vendors.base import Webhook
+from exporter.vendors.events import Webhook
 from tests.conftest import make_config, sim_account
 
 # The key every test account verifies with (a vendor may sign with another: its simulator's

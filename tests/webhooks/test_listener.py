@@ -21,7 +21,7 @@ import pytest
 
 from exporter.config import ConfigError, parse_config
 from exporter.simulator import SPECS, Simulator
-from exporter.vendors.base import event_key
+from exporter.vendors.events import event_key
 from exporter.webhooks import RateLimiter, SeenEvents
 from tests.conftest import sim_account
 from tests.webhooks.harness import (

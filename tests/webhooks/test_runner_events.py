@@ -8,7 +8,7 @@ import time
 from exporter.model import Health
 from exporter.simulator import Simulator
 from exporter.simulator.base import Fault
-from exporter.vendors.base import Event
+from exporter.vendors.events import Event
 from tests.conftest import make_config, runner_for, sim_account
 
 
