@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.alerts.procs import wait_for
+from tests.alerts.procs import Notification, wait_for
 from tests.alerts.stack import (
     JOB,
     AlertPath,
@@ -30,6 +30,18 @@ CONNECTOR = "ft_orders"  # a curated Fivetran connector of the simulator: schema
 RUNBOOK = "https://github.com/connector-exporter/connector-exporter/blob/main/docs/runbooks.md#"
 WATCHDOG = "ConnectorExporterWatchdog"
 NOT_WATCHDOG = f'alertname!="{WATCHDOG}"'
+# every label of the page for CONNECTOR broken: the rule's, the scrape's and connector_health's
+BROKEN_LABELS = {
+    "alertname": "ConnectorBroken",
+    "severity": "critical",
+    "job": JOB,
+    "vendor": "fivetran",
+    "account": "demo",
+    "connector_id": CONNECTOR,
+    "health": "broken",
+    "name": "orders",
+    "integration": "postgres",
+}
 
 
 def _watchdog(alert: dict[str, Any]) -> bool:
@@ -46,6 +58,16 @@ class Stack(AlertPath):
             f"{self.alertmanager}/api/v2/alerts", filter=f'alertname="{alertname}"'
         )
         return alerts
+
+    def paged(
+        self, what: str, since: float, labels: dict[str, str]
+    ) -> tuple[Notification, dict[str, Any]]:
+        """The first firing page after `since` for that alertname, its labels exactly `labels`."""
+        note, alert = self.notification(
+            what, since, "/pager", "firing", alertname=labels["alertname"]
+        )
+        assert alert["labels"] == labels
+        return note, alert
 
 
 @pytest.fixture
@@ -85,25 +107,8 @@ def test_connector_breaks_recovers_and_exporter_goes_down(stack: Stack) -> None:
     # --- a connector breaks: ConnectorBroken pages -----------------------------------------
     broke_at = time.time()
     s.set_health("fivetran", CONNECTOR, "broken")
-    note, alert = s.notification(
-        "the ConnectorBroken notification",
-        broke_at,
-        "/pager",
-        "firing",
-        alertname="ConnectorBroken",
-    )
+    note, alert = s.paged("the ConnectorBroken notification", broke_at, BROKEN_LABELS)
     detection = note.received - broke_at
-    assert alert["labels"] == {
-        "alertname": "ConnectorBroken",
-        "severity": "critical",
-        "job": JOB,
-        "vendor": "fivetran",
-        "account": "demo",
-        "connector_id": CONNECTOR,
-        "health": "broken",
-        "name": "orders",
-        "integration": "postgres",
-    }
     assert alert["annotations"]["runbook_url"] == RUNBOOK + "connectorbroken"
     assert alert["annotations"]["description"] == (
         'fivetran connector "orders" (id ft_orders, integration postgres) in account demo is '
@@ -133,29 +138,20 @@ def test_connector_breaks_recovers_and_exporter_goes_down(stack: Stack) -> None:
     # --- it breaks again, then the exporter dies --------------------------------------------
     rebroke_at = time.time()
     s.set_health("fivetran", CONNECTOR, "broken")
-    s.notification(
-        "the second ConnectorBroken notification",
-        rebroke_at,
-        "/pager",
-        "firing",
-        alertname="ConnectorBroken",
-    )
+    s.paged("the second ConnectorBroken notification", rebroke_at, BROKEN_LABELS)
     stopped_at = time.time()
     s.proc("exporter").stop()
-    note, alert = s.notification(
+    note, alert = s.paged(
         "the ConnectorExporterDown notification",
         stopped_at,
-        "/pager",
-        "firing",
-        alertname="ConnectorExporterDown",
+        {
+            "alertname": "ConnectorExporterDown",
+            "severity": "critical",
+            "job": JOB,
+            "instance": s.exporter,
+        },
     )
     down_detection = note.received - stopped_at
-    assert alert["labels"] == {
-        "alertname": "ConnectorExporterDown",
-        "severity": "critical",
-        "job": JOB,
-        "instance": s.exporter,
-    }
 
     # ConnectorBroken is still firing in Prometheus (the rules' hold window), and Alertmanager
     # holds it back: inhibited by ConnectorExporterAbsent of the job (the only exporter is
