@@ -196,6 +196,19 @@ def start_exporter(
     return process(args, tmp / f"exporter-{tag}.log"), f"http://127.0.0.1:{port}", path
 
 
+@contextmanager
+def ready_exporter(
+    tmp: Path, tag: str, config: dict[str, Any], timeout: float, result: dict[str, Any]
+) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
+    """The exporter on `config` once /readyz answers; `result["ready_after_s"]` says how soon."""
+    exporter, url, path = start_exporter(tmp, tag, config)
+    with exporter as proc:
+        started = time.monotonic()
+        wait_ready(url + "/readyz", timeout)
+        result["ready_after_s"] = time.monotonic() - started
+        yield proc, url, path
+
+
 def second_poll(
     proc: subprocess.Popen[bytes], url: str, path: Path, config: dict[str, Any], series: str
 ) -> None:
@@ -452,11 +465,7 @@ def run_memory(size: int, tmp: Path) -> dict[str, Any]:
         accounts = [a for a in sim_accounts(sim_port) if a["vendor"] == "fivetran"]
         accounts[0]["poll_interval"] = "1h"
         config = {"log_format": "json", "poll_timeout": "15m", "accounts": accounts}
-        exporter, url, path = start_exporter(tmp, str(size), config)
-        with exporter as proc:
-            started = time.monotonic()
-            wait_ready(url + "/readyz", 900)
-            result["ready_after_s"] = time.monotonic() - started
+        with ready_exporter(tmp, str(size), config, 900, result) as (proc, url, path):
             text = get(url + "/metrics")
             result["poll_wall_s"] = metric(text, f"connector_exporter_poll_duration_seconds{FT}")
             result["cadence"] = cadence_figures(url, tmp, str(size))
@@ -480,11 +489,7 @@ def run_accounts(count: int, per: int, tmp: Path) -> dict[str, Any]:
             {**template, "name": f"account-{i:04d}", "poll_interval": "30s"} for i in range(count)
         ]
         config = {"log_format": "json", "poll_timeout": "5m", "accounts": accounts}
-        exporter, url, _ = start_exporter(tmp, "accounts", config)
-        with exporter as proc:
-            started = time.monotonic()
-            wait_ready(url + "/readyz", 900)
-            result["ready_after_s"] = time.monotonic() - started
+        with ready_exporter(tmp, "accounts", config, 900, result) as (proc, url, _):
 
             def polled_twice() -> bool:
                 text = get(url + "/metrics")
@@ -607,11 +612,7 @@ def run_apideck(consumers: int, latency: float, tmp: Path) -> dict[str, Any]:
         accounts = [a for a in sim_accounts(sim_port) if a["vendor"] == "apideck"]
         accounts[0]["poll_interval"] = "1h"
         config = {"log_format": "json", "poll_timeout": "30m", "accounts": accounts}
-        exporter, url, _ = start_exporter(tmp, "apideck", config)
-        with exporter as proc:
-            started = time.monotonic()
-            wait_ready(url + "/readyz", 1900)
-            result["ready_after_s"] = time.monotonic() - started
+        with ready_exporter(tmp, "apideck", config, 1900, result) as (proc, url, _):
             text = get(url + "/metrics")
             ad = '{account="demo",vendor="apideck"}'
             result["poll_wall_s"] = metric(text, f"connector_exporter_poll_duration_seconds{ad}")
