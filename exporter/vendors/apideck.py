@@ -22,7 +22,6 @@ from exporter.vendors.base import (
     Vendor,
     bearer,
     cursor_at,
-    cursor_pages,
     list_at,
     object_at,
     translate_all,
@@ -174,22 +173,18 @@ class ApideckAdapter(CatalogAdapter[ApideckAccount]):
         # `max_concurrency` requests of this account at once.
         self._slots = asyncio.Semaphore(account.max_concurrency)
 
-    async def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         async with self._slots:
             return await self.api.get_json(path, params)
 
-    async def _pages(self, path: str) -> AsyncIterator[list[Any]]:
-        async def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
-            return parse_page(await self._get(path, {"limit": PAGE_SIZE, "cursor": cursor}))
-
-        async for items in cursor_pages(fetch):
-            yield items
+    def _pages(self, path: str) -> AsyncIterator[list[Any]]:
+        return self.cursor_listing(path, parse_page, ("limit", PAGE_SIZE))
 
     async def _consumer(self, consumer_id: str) -> Mapping[str, Any] | None:
         """One consumer with its connections; None when it was deleted since the listing."""
         path = f"{CONSUMERS_PATH}/{quote(consumer_id, safe='')}"
         try:
-            return parse_consumer(await self._get(path))
+            return parse_consumer(await self.get(path))
         except RequestRejected as err:
             if err.status == 404:
                 return None

@@ -22,7 +22,7 @@ from collections.abc import (
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import httpx
 from pydantic import SecretStr
@@ -380,6 +380,8 @@ class ApiClient:
 
 
 PageFetch = Callable[[str | None], Awaitable[tuple[list[Any], str | None]]]
+# A vendor's page parser: the decoded JSON to the page's items and the next cursor.
+PageParse = Callable[[Any], tuple[list[Any], str | None]]
 
 
 async def cursor_pages(fetch: PageFetch, *, max_pages: int = MAX_PAGES) -> AsyncIterator[list[Any]]:
@@ -531,6 +533,25 @@ class Adapter(ABC, Generic[A]):
         self.raw[connector_id] = (one, item)
         return connector
 
+    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """GET `path`'s decoded JSON; an adapter that must pace its requests overrides it."""
+        return await self.api.get_json(path, params)
+
+    async def cursor_listing(
+        self, path: str, parse: PageParse, size: tuple[str, int], cursor: str = "cursor"
+    ) -> AsyncIterator[list[Any]]:
+        """Each page's items of the cursor-paginated listing at `path`.
+
+        `size` is the page-size query parameter and its value; `cursor` the parameter that
+        carries the cursor `parse` found on the page before.
+        """
+
+        async def fetch(after: str | None) -> tuple[list[Any], str | None]:
+            return parse(await self.get(path, {size[0]: size[1], cursor: after}))
+
+        async for items in cursor_pages(fetch):
+            yield items
+
     @staticmethod
     @abstractmethod
     def headers(account: A) -> dict[str, str]:
@@ -539,6 +560,19 @@ class Adapter(ABC, Generic[A]):
     @abstractmethod
     async def poll(self) -> PollResult:
         """Fetch every page and translate it; raises VendorError on failure."""
+
+
+class _HasToken(Protocol):
+    @property
+    def token(self) -> SecretStr: ...
+
+
+class BearerToken:
+    """Mixed into the adapter of a vendor whose accounts hold a `token` sent as a Bearer token."""
+
+    @staticmethod
+    def headers(account: _HasToken) -> dict[str, str]:
+        return bearer(account.token)
 
 
 C = TypeVar("C", bound=CatalogAndConnections)

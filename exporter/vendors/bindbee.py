@@ -14,10 +14,9 @@ from exporter.accounts import AccountBase
 from exporter.model import Connector, Health, PollResult, StateSets, first_applying
 from exporter.vendors.base import (
     Adapter,
+    BearerToken,
     Vendor,
-    bearer,
     cursor_at,
-    cursor_pages,
     list_at,
     translate_all,
 )
@@ -114,23 +113,14 @@ def parse_page(data: Any) -> tuple[list[Any], str | None]:
     return list_at(data, "items"), cursor_at(data, "cursor")
 
 
-class BindbeeAdapter(Adapter[BindbeeAccount]):
+class BindbeeAdapter(BearerToken, Adapter[BindbeeAccount]):
     states = STATES
-
-    @staticmethod
-    def headers(account: BindbeeAccount) -> dict[str, str]:
-        return bearer(account.token)
 
     async def poll(self) -> PollResult:
         connectors: list[Connector] = []
         for category in self.account.categories:
             path = f"/api/{category}/v1/connectors"
-
-            async def fetch(cursor: str | None, path: str = path) -> tuple[list[Any], str | None]:
-                params = {"page_size": PAGE_SIZE, "cursor": cursor}
-                return parse_page(await self.api.get_json(path, params))
-
-            async for items in cursor_pages(fetch):
+            async for items in self.cursor_listing(path, parse_page, ("page_size", PAGE_SIZE)):
                 connectors.extend(self.translated(items, partial(translate_one, category=category)))
         if not self.account.include_test_connectors:
             connectors = [c for c in connectors if c.test is not True]

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from exporter.accounts import AccountBase
 from exporter.model import Connector, Health, PollResult, StateSets, first_applying
-from exporter.vendors.base import Adapter, Vendor, cursor_at, cursor_pages, list_at, translate_all
+from exporter.vendors.base import Adapter, Vendor, cursor_at, list_at, translate_all
 from exporter.vendors.events import BadEvent, Event, Webhook, hmac_sha256
 from exporter.vendors.fields import (
     as_float,
@@ -172,12 +172,8 @@ class FivetranAdapter(Adapter[FivetranAccount]):
 
     async def poll(self) -> PollResult:
         path = f"/v1/{self.account.endpoint}"
-
-        async def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
-            return parse_page(await self.api.get_json(path, {"limit": PAGE_SIZE, "cursor": cursor}))
-
         connectors: list[Connector] = []
-        async for items in cursor_pages(fetch):
+        async for items in self.cursor_listing(path, parse_page, ("limit", PAGE_SIZE)):
             connectors.extend(self.translated(items, translate_one))
         return PollResult(connectors=tuple(connectors))
 

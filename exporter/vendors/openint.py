@@ -15,9 +15,9 @@ from exporter.errors import BadResponse
 from exporter.model import CatalogEntry, Connector, Health, StateSets, first_applying
 from exporter.vendors.base import (
     MAX_PAGES,
+    BearerToken,
     CatalogAdapter,
     Vendor,
-    bearer,
     list_at,
     object_at,
     translate_all,
@@ -178,12 +178,8 @@ async def offset_pages(
     raise BadResponse(f"pagination did not end after {max_pages} pages")
 
 
-class OpenintAdapter(CatalogAdapter[OpenintAccount]):
+class OpenintAdapter(BearerToken, CatalogAdapter[OpenintAccount]):
     states = STATES
-
-    @staticmethod
-    def headers(account: OpenintAccount) -> dict[str, str]:
-        return bearer(account.token)
 
     async def _pages(self, path: str) -> AsyncIterator[list[Any]]:
         async def fetch(offset: int) -> tuple[list[Any], int | None]:

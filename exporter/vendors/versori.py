@@ -9,7 +9,13 @@ from pydantic import Field, SecretStr
 
 from exporter.accounts import AccountBase
 from exporter.model import Connector, Health, PollResult, StateSets, first_applying
-from exporter.vendors.base import Adapter, Vendor, bearer, cursor_at, cursor_pages, list_at
+from exporter.vendors.base import (
+    Adapter,
+    BearerToken,
+    Vendor,
+    cursor_at,
+    list_at,
+)
 from exporter.vendors.fields import as_list, as_mapping, as_str
 
 
@@ -129,22 +135,14 @@ def parse_page(data: Any) -> tuple[list[Any], str | None]:
     return list_at(data, "connectors"), cursor_at(data, "next")
 
 
-class VersoriAdapter(Adapter[VersoriAccount]):
+class VersoriAdapter(BearerToken, Adapter[VersoriAccount]):
     states = STATES
-
-    @staticmethod
-    def headers(account: VersoriAccount) -> dict[str, str]:
-        return bearer(account.token)
 
     async def poll(self) -> PollResult:
         org = self.account.organisation_id
         path = f"/o/{org}/connectors"
-
-        async def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
-            return parse_page(await self.api.get_json(path, {"first": PAGE_SIZE, "after": cursor}))
-
         connectors: list[Connector] = []
-        async for items in cursor_pages(fetch):
+        async for items in self.cursor_listing(path, parse_page, ("first", PAGE_SIZE), "after"):
             connectors.extend(translate(items, org))
         return PollResult(connectors=tuple(connectors))
 
