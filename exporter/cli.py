@@ -8,7 +8,7 @@ import errno
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -242,6 +242,22 @@ def _metric_list_flags(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def _command(
+    sub: Any, name: str, func: Callable[[argparse.Namespace], int], help: str, *, config: bool
+) -> argparse.ArgumentParser:
+    """A subcommand running `func`; `config`: it reads the config file (`--config`)."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    parser.set_defaults(func=func)
+    if config:
+        parser.add_argument(
+            "--config",
+            metavar="FILE",
+            default=os.environ.get(ENV_CONFIG),
+            help=f"config file (default: ${ENV_CONFIG})",
+        )
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="connector-exporter",
@@ -249,11 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"connector-exporter {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    config_help = f"config file (default: ${ENV_CONFIG})"
-
-    run = sub.add_parser("run", help="poll every configured account and serve /metrics")
-    run.add_argument(
-        "--config", metavar="FILE", default=os.environ.get(ENV_CONFIG), help=config_help
+    run = _command(
+        sub, "run", cmd_run, "poll every configured account and serve /metrics", config=True
     )
     run.add_argument(
         "--listen-address",
@@ -287,9 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="poll only this shard's accounts (INDEX may be a pod name ending in its ordinal)",
     )
     _metric_list_flags(run)
-    run.set_defaults(func=cmd_run)
 
-    demo = sub.add_parser("demo", help="simulators plus the daemon, no credentials needed")
+    demo = _command(
+        sub, "demo", cmd_demo, "simulators plus the daemon, no credentials needed", config=False
+    )
     demo.add_argument(
         "--listen-address",
         type=listen_address_arg,
@@ -298,9 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"where the demo's exporter serves HTTP (default {DEFAULT_DEMO_LISTEN_ADDRESS}: "
         "this machine only; 0.0.0.0:9841 to reach it from elsewhere)",
     )
-    demo.set_defaults(func=cmd_demo)
 
-    simulate = sub.add_parser("simulate", help="only the vendor simulators, on 127.0.0.1")
+    simulate = _command(
+        sub, "simulate", cmd_simulate, "only the vendor simulators, on 127.0.0.1", config=False
+    )
     simulate.add_argument(
         "--port",
         type=_port_arg,
@@ -326,14 +341,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_SIMULATOR_WEBHOOK_SECRET,
         help="the key the simulators sign webhooks with (or the API key, for vendors signing so)",
     )
-    simulate.set_defaults(func=cmd_simulate)
 
-    check = sub.add_parser("check-config", help="validate the config file and exit (2: invalid)")
-    check.add_argument(
-        "--config", metavar="FILE", default=os.environ.get(ENV_CONFIG), help=config_help
+    check = _command(
+        sub,
+        "check-config",
+        cmd_check_config,
+        "validate the config file and exit (2: invalid)",
+        config=True,
     )
     _metric_list_flags(check)
-    check.set_defaults(func=cmd_check_config)
     return parser
 
 
