@@ -245,6 +245,10 @@ class ApideckSim(VendorSim):
         "incomplete",
         "paused",
     )
+    story = (
+        ("consumer_id", "acme", "relink_needed"),
+        ("consumer_id", "acme", "healthy"),
+    )
 
     def __init__(
         self, size: int | None = None, *, latency_ms: float = 0.0, per_consumer: int = 10
@@ -430,19 +434,3 @@ class ApideckSim(VendorSim):
 
 
 SIMULATOR = ApideckSim
-# The demo's story for this vendor, one step at a time: (field, value naming a connector, health).
-STORY: tuple[tuple[str, str, str], ...] = (
-    ("consumer_id", "acme", "relink_needed"),
-    ("consumer_id", "acme", "healthy"),
-)
-
-
-def account_config(base_url: str) -> dict[str, Any]:
-    """The exporter config account that polls this simulator, its credentials included."""
-    return {
-        "vendor": "apideck",
-        "name": "demo",
-        "api_key": API_KEY,
-        "app_id": APP_ID,
-        "base_url": base_url,
-    }

@@ -103,6 +103,9 @@ class VendorSim(ABC):
     name: ClassVar[str]
     # health values the simulator can put a connector into (what the vendor can express)
     healths: ClassVar[tuple[str, ...]]
+    # The demo's story for this vendor, one step at a time: (field, value naming a connector,
+    # health).
+    story: ClassVar[tuple[tuple[str, str, str], ...]] = ()
 
     def __init__(self, size: int | None = None, *, latency_ms: float = 0.0) -> None:
         self.size = size
@@ -118,6 +121,19 @@ class VendorSim(ABC):
         self.max_in_flight = 0
         self.webhooks = WebhookSender(self.name)
         self.reset()
+
+    @classmethod
+    def account_config(cls, base_url: str) -> dict[str, Any]:
+        """The exporter config account that polls this simulator, its credentials included:
+        every field the vendor's account model requires, from the class attribute of that name."""
+        model = REGISTRY[cls.name].account
+        required = [
+            field
+            for field, info in model.model_fields.items()
+            if info.is_required() and field not in ("vendor", "name")
+        ]
+        credentials = {field: getattr(cls, field) for field in required}
+        return {"vendor": cls.name, "name": "demo", **credentials, "base_url": base_url}
 
     def resize(self, size: int | None) -> None:
         """Serve a generated fleet of `size` connectors (None: the curated one) from now on."""

@@ -104,6 +104,10 @@ class BindbeeSim(VendorSim):
         "incomplete",
         "paused",
     )
+    story = (
+        ("integration_slug", "bamboohr", "relink_needed"),
+        ("integration_slug", "bamboohr", "healthy"),
+    )
 
     def fleet(self, now: float, size: int | None) -> list[dict[str, Any]]:
         if size is None:
@@ -201,13 +205,3 @@ class BindbeeSim(VendorSim):
 
 
 SIMULATOR = BindbeeSim
-# The demo's story for this vendor, one step at a time: (field, value naming a connector, health).
-STORY: tuple[tuple[str, str, str], ...] = (
-    ("integration_slug", "bamboohr", "relink_needed"),
-    ("integration_slug", "bamboohr", "healthy"),
-)
-
-
-def account_config(base_url: str) -> dict[str, Any]:
-    """The exporter config account that polls this simulator, its credentials included."""
-    return {"vendor": "bindbee", "name": "demo", "token": TOKEN, "base_url": base_url}

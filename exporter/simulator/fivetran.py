@@ -241,6 +241,12 @@ class FivetranSim(VendorSim):
         "incomplete",
         "paused",
     )
+    story = (
+        ("id", "ft_orders", "broken"),
+        ("id", "ft_orders", "healthy"),
+        ("id", "ft_crm", "failing"),
+        ("id", "ft_crm", "healthy"),
+    )
 
     def fleet(self, now: float, size: int | None) -> list[dict[str, Any]]:
         return curated(now) if size is None else generated(now, size)
@@ -350,21 +356,3 @@ class FivetranSim(VendorSim):
 
 
 SIMULATOR = FivetranSim
-# The demo's story for this vendor, one step at a time: (field, value naming a connector, health).
-STORY: tuple[tuple[str, str, str], ...] = (
-    ("id", "ft_orders", "broken"),
-    ("id", "ft_orders", "healthy"),
-    ("id", "ft_crm", "failing"),
-    ("id", "ft_crm", "healthy"),
-)
-
-
-def account_config(base_url: str) -> dict[str, Any]:
-    """The exporter config account that polls this simulator, its credentials included."""
-    return {
-        "vendor": "fivetran",
-        "name": "demo",
-        "api_key": API_KEY,
-        "api_secret": API_SECRET,
-        "base_url": base_url,
-    }

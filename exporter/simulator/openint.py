@@ -161,6 +161,10 @@ class OpenintSim(VendorSim):
         "paused",
         "unknown",
     )
+    story = (
+        ("id", "conn_sf_acme", "failing"),
+        ("id", "conn_sf_acme", "healthy"),
+    )
 
     def reset(self, now: float | None = None) -> None:
         super().reset(now)
@@ -258,13 +262,3 @@ class OpenintSim(VendorSim):
 
 
 SIMULATOR = OpenintSim
-# The demo's story for this vendor, one step at a time: (field, value naming a connector, health).
-STORY: tuple[tuple[str, str, str], ...] = (
-    ("id", "conn_sf_acme", "failing"),
-    ("id", "conn_sf_acme", "healthy"),
-)
-
-
-def account_config(base_url: str) -> dict[str, Any]:
-    """The exporter config account that polls this simulator, its credentials included."""
-    return {"vendor": "openint", "name": "demo", "token": TOKEN, "base_url": base_url}

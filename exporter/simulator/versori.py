@@ -266,6 +266,10 @@ class VersoriSim(VendorSim):
     parents: dict[str, str]
     listed: dict[str, dict[str, Any]]
     healths: ClassVar[tuple[str, ...]] = ("healthy", "degraded", "broken", "relink_needed")
+    story = (
+        ("id", "conn_sf_prod", "broken"),
+        ("id", "conn_sf_prod", "healthy"),
+    )
 
     def reset(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
@@ -345,19 +349,3 @@ class VersoriSim(VendorSim):
 
 
 SIMULATOR = VersoriSim
-# The demo's story for this vendor, one step at a time: (field, value naming a connector, health).
-STORY: tuple[tuple[str, str, str], ...] = (
-    ("id", "conn_sf_prod", "broken"),
-    ("id", "conn_sf_prod", "healthy"),
-)
-
-
-def account_config(base_url: str) -> dict[str, Any]:
-    """The exporter config account that polls this simulator, its credentials included."""
-    return {
-        "vendor": "versori",
-        "name": "demo",
-        "token": TOKEN,
-        "organisation_id": ORGANISATION_ID,
-        "base_url": base_url,
-    }
