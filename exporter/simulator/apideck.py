@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from exporter.simulator.base import Fault, VendorSim, int_param, iso, json_body
+from exporter.simulator.base import At, Fault, VendorSim, generate, int_param, iso, json_body
 
 API_KEY = "sim-apideck-key"
 APP_ID = "sim-app"
@@ -198,34 +198,26 @@ OUT_OF_SPEC: dict[str, dict[str, Any]] = {
 }
 
 
+# The problem states of a generated fleet (base.generate), a steady share each.
+VARIANTS: tuple[dict[str, Any], ...] = (
+    {"state": "invalid", "health": "needs_auth"},
+    {"health": "pending_refresh", "last_refresh_failed_at": At(-60)},
+    {"enabled": False},
+    {"credentials_expire_at": At(HOUR)},
+    {"state": "authorized", "health": "pending_confirmation"},
+)
+
+
 def generated(now: float, size: int, per_consumer: int = 10) -> list[dict[str, Any]]:
     """`size` connections over consumers of `per_consumer` connections each, a steady share
     unhealthy."""
-    out = []
-    for i in range(size):
-        overrides: dict[str, Any] = {}
-        kind = i % 20
-        if kind == 1:
-            overrides.update(state="invalid", health="needs_auth")
-        elif kind == 2:
-            overrides.update(health="pending_refresh", last_refresh_failed_at=iso(now - 60))
-        elif kind == 3:
-            overrides["enabled"] = False
-        elif kind == 4:
-            overrides["credentials_expire_at"] = iso(now + HOUR)
-        elif kind == 5:
-            overrides.update(state="authorized", health="pending_confirmation")
+
+    def make(i: int, overrides: dict[str, Any]) -> dict[str, Any]:
         slot = i % per_consumer
-        out.append(
-            connection(
-                f"customer-{i // per_consumer:06d}",
-                f"crm+svc{slot}",
-                f"Svc {slot}",
-                now,
-                **overrides,
-            )
-        )
-    return out
+        consumer = f"customer-{i // per_consumer:06d}"
+        return connection(consumer, f"crm+svc{slot}", f"Svc {slot}", now, **overrides)
+
+    return generate(size, now, VARIANTS, make)
 
 
 def key(c: dict[str, Any]) -> str:

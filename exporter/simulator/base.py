@@ -9,10 +9,10 @@ import copy
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 from aiohttp import web
@@ -72,6 +72,46 @@ HUGE_CHUNK = b"x" * (1024 * 1024)
 def iso(ts: float) -> str:
     """RFC 3339 with microseconds and a Z, as the vendors' seeds show."""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class At:
+    """In a table of field values: the timestamp `offset` seconds from the fleet's `now`."""
+
+    offset: float
+
+
+def resolve(value: Any, now: float) -> Any:
+    """A fresh copy of `value` with every `At` in it (nested too) as its ISO timestamp."""
+    if isinstance(value, At):
+        return iso(now + value.offset)
+    if isinstance(value, Mapping):
+        return {k: resolve(v, now) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, now) for v in value]
+    return value
+
+
+# A generated fleet's items cycle through this many kinds: kind 0 and those past the vendor's
+# table of variants are healthy, kind k takes its (k-1)th variant.
+VARIANT_CYCLE = 20
+T = TypeVar("T")
+
+
+def generate(
+    size: int,
+    now: float,
+    variants: Sequence[Mapping[str, Any]],
+    make: Callable[[int, dict[str, Any]], T],
+) -> list[T]:
+    """`size` items `make(i, overrides)`, a steady share of each of `variants` (the overrides
+    of one problem state each, `At` timestamps relative to `now`), the rest without any."""
+    out = []
+    for i in range(size):
+        kind = i % VARIANT_CYCLE
+        overrides = resolve(variants[kind - 1], now) if 0 < kind <= len(variants) else {}
+        out.append(make(i, overrides))
+    return out
 
 
 def deep_merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:

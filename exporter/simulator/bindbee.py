@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from exporter.simulator.base import VendorSim, int_param, iso, json_body
+from exporter.simulator.base import VendorSim, generate, int_param, iso, json_body
 
 TOKEN = "sim-token"  # noqa: S105 - the simulator's public demo credential
 MAX_PAGE_SIZE = 200
@@ -16,6 +16,20 @@ DEFAULT_PAGE_SIZE = 50
 CATEGORIES = ("hris", "ats", "lms")
 HOUR = 3600.0
 _NS = uuid.UUID("0b1e5a6e-3c52-4a4e-9a39-6a1f2b7c5d10")
+# Only the HRIS listing carries these (HrisConnectorResponse); `sync_progress` is how far a
+# running sync has got, in percent.
+HRIS_FIELDS: dict[str, Any] = {
+    "sync_progress": None,
+    "total_employees": 412,
+    "active_employees": 388,
+    "avg_sync_duration": "0:07:42",
+}
+# The problem states of a generated fleet (base.generate), a steady share each.
+VARIANTS: tuple[dict[str, Any], ...] = (
+    {"sync_status": "Syncing", "sync_progress": 55},
+    {"sync_status": "Failed"},
+    {"is_test_connector": True},
+)
 
 
 def connector(
@@ -41,10 +55,9 @@ def connector(
         "created_at": iso(now - 31 * 24 * HOUR),
     }
     if category == "hris":
-        # Only the HRIS listing carries these (HrisConnectorResponse); `sync_progress` is how
-        # far a running sync has got, in percent.
-        item.update(sync_progress=None, total_employees=412, active_employees=388)
-        item["avg_sync_duration"] = "0:07:42"
+        item.update(HRIS_FIELDS)
+    else:  # overrides of HRIS-only fields apply to HRIS connectors only
+        overrides = {k: v for k, v in overrides.items() if k not in HRIS_FIELDS}
     item.update(overrides)
     return item
 
@@ -112,21 +125,11 @@ class BindbeeSim(VendorSim):
     def fleet(self, now: float, size: int | None) -> list[dict[str, Any]]:
         if size is None:
             return curated(now)
-        out = []
-        for i in range(size):
-            category = CATEGORIES[i % 3]
-            overrides: dict[str, Any] = {}
-            kind = i % 20
-            if kind == 1:
-                overrides["sync_status"] = "Syncing"
-                if category == "hris":
-                    overrides["sync_progress"] = 55
-            elif kind == 2:
-                overrides["sync_status"] = "Failed"
-            elif kind == 3:
-                overrides["is_test_connector"] = True
-            out.append(connector(f"app-{i:06d}", category, now, f"Customer {i}", **overrides))
-        return out
+
+        def make(i: int, overrides: dict[str, Any]) -> dict[str, Any]:
+            return connector(f"app-{i:06d}", CATEGORIES[i % 3], now, f"Customer {i}", **overrides)
+
+        return generate(size, now, VARIANTS, make)
 
     def set_health(self, c: dict[str, Any], health: str, now: float) -> None:
         c.update(is_active=health != "paused", status="COMPLETE", sync_status="Done")

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from exporter.simulator.base import VendorSim, int_param, iso, json_body
+from exporter.simulator.base import At, VendorSim, generate, int_param, iso, json_body
 
 API_KEY = "sim-key"
 API_SECRET = "sim-secret"  # noqa: S105 - the simulator's public demo credential
@@ -204,29 +204,25 @@ def curated(now: float) -> list[dict[str, Any]]:
     ]
 
 
+# The problem states of a generated fleet (base.generate), a steady share each.
+VARIANTS: tuple[dict[str, Any], ...] = (
+    {"status": {"setup_state": "broken"}},
+    {"failed_at": At(-60)},
+    {"status": {"update_state": "delayed"}},
+    {"paused": True, "status": {"sync_state": "paused"}},
+    {"schedule_type": "manual", "succeeded_at": At(-9 * 24 * HOUR)},
+    {"status": {"sync_state": "syncing", "is_historical_sync": True}},
+    {"status": {"schema_status": "blocked_on_customer"}},
+)
+
+
 def generated(now: float, size: int) -> list[dict[str, Any]]:
     """`size` connectors, mostly healthy with a steady share of every problem state."""
-    out = []
-    for i in range(size):
-        overrides: dict[str, Any] = {"group_id": f"group_{i % 50:02d}"}
-        kind = i % 20
-        if kind == 1:
-            overrides["status"] = {"setup_state": "broken"}
-        elif kind == 2:
-            overrides["failed_at"] = iso(now - 60)
-        elif kind == 3:
-            overrides["status"] = {"update_state": "delayed"}
-        elif kind == 4:
-            overrides["paused"] = True
-            overrides["status"] = {"sync_state": "paused"}
-        elif kind == 5:
-            overrides.update(schedule_type="manual", succeeded_at=iso(now - 9 * 24 * HOUR))
-        elif kind == 6:
-            overrides["status"] = {"sync_state": "syncing", "is_historical_sync": True}
-        elif kind == 7:
-            overrides["status"] = {"schema_status": "blocked_on_customer"}
-        out.append(connection(f"ft_{i:06d}", now, **overrides))
-    return out
+
+    def make(i: int, overrides: dict[str, Any]) -> dict[str, Any]:
+        return connection(f"ft_{i:06d}", now, group_id=f"group_{i % 50:02d}", **overrides)
+
+    return generate(size, now, VARIANTS, make)
 
 
 class FivetranSim(VendorSim):

@@ -13,7 +13,15 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from exporter.simulator.base import PAGING_FAULTS, Fault, VendorSim, int_param, iso, json_body
+from exporter.simulator.base import (
+    PAGING_FAULTS,
+    Fault,
+    VendorSim,
+    generate,
+    int_param,
+    iso,
+    json_body,
+)
 
 TOKEN = "sim-openint-token"  # noqa: S105 - the simulator's published demo credential
 MAX_LIMIT = 3000  # seed: "Required range: 0 <= x <= 3000"
@@ -134,20 +142,20 @@ def curated(now: float) -> list[dict[str, Any]]:
 OUT_OF_SPEC: dict[str, dict[str, Any]] = {"conn_sf_umbrella": {"status": "expired"}}
 
 
+# The problem states of a generated fleet (base.generate), a steady share each.
+VARIANTS: tuple[dict[str, Any], ...] = (
+    {"status": "disconnected", "status_message": "Refresh token revoked"},
+    {"status": "error", "status_message": "Upstream returned 500"},
+    {"disabled": True},
+)
+
+
 def generated(now: float, size: int) -> list[dict[str, Any]]:
-    out = []
-    for i in range(size):
-        overrides: dict[str, Any] = {}
-        kind = i % 20
-        if kind == 1:
-            overrides.update(status="disconnected", status_message="Refresh token revoked")
-        elif kind == 2:
-            overrides.update(status="error", status_message="Upstream returned 500")
-        elif kind == 3:
-            overrides["disabled"] = True
+    def make(i: int, overrides: dict[str, Any]) -> dict[str, Any]:
         name = ("salesforce", "hubspot", "greenhouse")[i % 3]
-        out.append(connection(f"conn_{i:06d}", name, f"cus_{i // 5:06d}", now, **overrides))
-    return out
+        return connection(f"conn_{i:06d}", name, f"cus_{i // 5:06d}", now, **overrides)
+
+    return generate(size, now, VARIANTS, make)
 
 
 class OpenintSim(VendorSim):

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from exporter.simulator.base import VendorSim, int_param, iso, json_body
+from exporter.simulator.base import VendorSim, generate, int_param, iso, json_body
 
 TOKEN = "sim-versori-token"  # noqa: S105 - the simulator's published demo credential
 ORGANISATION_ID = "01HSIMORG0000000000000000"
@@ -162,6 +162,13 @@ def connector(cid: str, name: str, now: float, *schemes: dict[str, Any]) -> dict
     }
 
 
+# The problem states of a generated fleet's credentials (base.generate), a steady share each.
+VARIANTS: tuple[dict[str, Any], ...] = (
+    {"errors": ["expired"]},
+    {"expires_in": -HOUR},
+    {"errors": ABSENT},
+    {"expires_in": 30 * DAY},
+)
 Fleet = tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]
 
 
@@ -243,20 +250,12 @@ def generated(now: float, size: int) -> Fleet:
     """`size` connections, five per connector, a steady share invalid or expired."""
     auth = scheme("as_gen")
     connectors = [connector(f"vc_{i:05d}", f"System{i}", now, auth) for i in range((size + 4) // 5)]
-    connections = []
-    for i in range(size):
-        kind = i % 20
-        cred = usage(
-            f"g{i}",
-            auth,
-            now,
-            errors=["expired"] if kind == 1 else ABSENT if kind == 3 else (),
-            expires_in={2: -HOUR, 4: 30 * DAY}.get(kind),
-        )
-        connections.append(
-            (f"vc_{i // 5:05d}", connection(f"conn_{i:06d}", f"Conn {i}", now, [cred]))
-        )
-    return connectors, connections
+
+    def make(i: int, overrides: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        cred = usage(f"g{i}", auth, now, **overrides)
+        return f"vc_{i // 5:05d}", connection(f"conn_{i:06d}", f"Conn {i}", now, [cred])
+
+    return connectors, generate(size, now, VARIANTS, make)
 
 
 class VersoriSim(VendorSim):
