@@ -230,13 +230,28 @@ class ApideckSim(VendorSim):
     catalog: list[dict[str, Any]]
     api_key = API_KEY
     app_id = APP_ID
-    healths: ClassVar[tuple[str, ...]] = (
-        "healthy",
-        "degraded",
-        "relink_needed",
-        "incomplete",
-        "paused",
-    )
+    healthy_fields: ClassVar[dict[str, Any]] = {
+        "enabled": True,
+        "state": "callable",
+        "health": "ok",
+        "credentials_expire_at": None,
+        "last_refresh_failed_at": None,
+    }
+    health_fields: ClassVar[dict[str, dict[str, Any]]] = {
+        "healthy": {},
+        "degraded": {
+            "health": "pending_refresh",
+            "last_refresh_failed_at": At(0),
+            "credentials_expire_at": At(7 * DAY),
+        },
+        "relink_needed": {
+            "state": "invalid",
+            "health": "needs_auth",
+            "last_refresh_failed_at": At(0),
+        },
+        "incomplete": {"state": "added", "health": "missing_settings"},
+        "paused": {"enabled": False},
+    }
     story = (
         ("consumer_id", "acme", "relink_needed"),
         ("consumer_id", "acme", "healthy"),
@@ -257,17 +272,6 @@ class ApideckSim(VendorSim):
 
     def fleet(self, now: float, size: int | None) -> list[dict[str, Any]]:
         return curated(now) if size is None else generated(now, size, self.per_consumer)
-
-    def set_health(self, c: dict[str, Any], health: str, now: float) -> None:
-        c.update(enabled=health != "paused", state="callable", health="ok")
-        c.update(credentials_expire_at=None, last_refresh_failed_at=None)
-        if health == "relink_needed":
-            c.update(state="invalid", health="needs_auth", last_refresh_failed_at=iso(now))
-        elif health == "incomplete":
-            c.update(state="added", health="missing_settings")
-        elif health == "degraded":
-            c.update(health="pending_refresh", last_refresh_failed_at=iso(now))
-            c["credentials_expire_at"] = iso(now + 7 * DAY)
 
     def out_of_spec(self, item: dict[str, Any]) -> dict[str, Any]:
         """A ConsumerConnection with vault.yml `Connection`'s millisecond timestamps and the

@@ -141,11 +141,20 @@ class VendorSim(ABC):
     """One fake vendor API: its routes under `/<name>`, its fleet, its faults."""
 
     name: ClassVar[str]
-    # health values the simulator can put a connector into (what the vendor can express)
+    # What set_health writes, `At` timestamps relative to the change: first the vendor fields
+    # of a healthy connector, then those that differ for the health asked for. The keys of
+    # `health_fields` are the healths the simulator can put a connector into (what the vendor
+    # can express), `healths` in that order.
+    healthy_fields: ClassVar[Mapping[str, Any]]
+    health_fields: ClassVar[Mapping[str, Mapping[str, Any]]]
     healths: ClassVar[tuple[str, ...]]
     # The demo's story for this vendor, one step at a time: (field, value naming a connector,
     # health).
     story: ClassVar[tuple[tuple[str, str, str], ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.healths = tuple(cls.health_fields)
 
     def __init__(self, size: int | None = None, *, latency_ms: float = 0.0) -> None:
         self.size = size
@@ -190,9 +199,10 @@ class VendorSim(ABC):
     def fleet(self, now: float, size: int | None) -> list[dict[str, Any]]:
         """The initial connectors: a curated set covering every state, or `size` generated."""
 
-    @abstractmethod
     def set_health(self, connector: dict[str, Any], health: str, now: float) -> None:
         """Change vendor-native fields so that the exporter derives `health`."""
+        for fields in (self.healthy_fields, self.health_fields[health]):
+            deep_merge(connector, resolve(fields, now))
 
     @abstractmethod
     def authorized(self, request: web.Request) -> bool: ...

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from exporter.simulator.base import VendorSim, generate, int_param, iso, json_body
+from exporter.simulator.base import At, VendorSim, generate, int_param, iso, json_body
 
 TOKEN = "sim-token"  # noqa: S105 - the simulator's public demo credential
 MAX_PAGE_SIZE = 200
@@ -110,13 +110,19 @@ OUT_OF_SPEC: dict[str, dict[str, Any]] = {"lever/Globex": {"status": "PENDING_RE
 class BindbeeSim(VendorSim):
     name = "bindbee"
     token = TOKEN
-    healths: ClassVar[tuple[str, ...]] = (
-        "healthy",
-        "failing",
-        "relink_needed",
-        "incomplete",
-        "paused",
-    )
+    healthy_fields: ClassVar[dict[str, Any]] = {
+        "is_active": True,
+        "status": "COMPLETE",
+        "sync_status": "Done",
+        "relink_needed_at": None,
+    }
+    health_fields: ClassVar[dict[str, dict[str, Any]]] = {
+        "healthy": {},
+        "failing": {"sync_status": "Failed"},
+        "relink_needed": {"status": "RELINK_NEEDED", "relink_needed_at": At(0)},
+        "incomplete": {"status": "INCOMPLETE"},
+        "paused": {"is_active": False},
+    }
     story = (
         ("integration_slug", "bamboohr", "relink_needed"),
         ("integration_slug", "bamboohr", "healthy"),
@@ -132,15 +138,8 @@ class BindbeeSim(VendorSim):
         return generate(size, now, VARIANTS, make)
 
     def set_health(self, c: dict[str, Any], health: str, now: float) -> None:
-        c.update(is_active=health != "paused", status="COMPLETE", sync_status="Done")
-        c["relink_needed_at"] = None
-        if health == "relink_needed":
-            c.update(status="RELINK_NEEDED", relink_needed_at=iso(now))
-        elif health == "incomplete":
-            c["status"] = "INCOMPLETE"
-        elif health == "failing":
-            c["sync_status"] = "Failed"
-        if "sync_progress" in c:
+        super().set_health(c, health, now)
+        if "sync_progress" in c:  # HRIS only: no sync is running
             c["sync_progress"] = None
 
     def out_of_spec(self, item: dict[str, Any]) -> dict[str, Any]:

@@ -229,14 +229,27 @@ class FivetranSim(VendorSim):
     name = "fivetran"
     api_key = API_KEY
     api_secret = API_SECRET
-    healths: ClassVar[tuple[str, ...]] = (
-        "healthy",
-        "degraded",
-        "failing",
-        "broken",
-        "incomplete",
-        "paused",
-    )
+    healthy_fields: ClassVar[dict[str, Any]] = {
+        "paused": False,
+        "status": {
+            "setup_state": "connected",
+            "sync_state": "scheduled",
+            "update_state": "on_schedule",
+            "schema_status": "ready",
+            "is_historical_sync": False,
+            "tasks": [],
+        },
+        "succeeded_at": At(-60),
+        "failed_at": At(-24 * HOUR),
+    }
+    health_fields: ClassVar[dict[str, dict[str, Any]]] = {
+        "healthy": {},
+        "degraded": {"status": {"update_state": "delayed"}},
+        "failing": {"failed_at": At(0)},
+        "broken": {"status": {"setup_state": "broken"}, "failed_at": At(0)},
+        "incomplete": {"status": {"setup_state": "incomplete"}},
+        "paused": {"paused": True, "status": {"sync_state": "paused"}},
+    }
     story = (
         ("id", "ft_orders", "broken"),
         ("id", "ft_orders", "healthy"),
@@ -248,28 +261,8 @@ class FivetranSim(VendorSim):
         return curated(now) if size is None else generated(now, size)
 
     def set_health(self, c: dict[str, Any], health: str, now: float) -> None:
-        status = c["status"]
-        c["paused"] = health == "paused"
-        status.update(
-            setup_state="connected",
-            sync_state="paused" if health == "paused" else "scheduled",
-            update_state="on_schedule",
-            schema_status="ready",
-            is_historical_sync=False,
-            tasks=[],
-        )
-        status.pop("rescheduled_for", None)
-        c["succeeded_at"] = iso(now - 60)
-        c["failed_at"] = iso(now - 24 * HOUR)
-        if health == "broken":
-            status["setup_state"] = "broken"
-            c["failed_at"] = iso(now)
-        elif health == "incomplete":
-            status["setup_state"] = "incomplete"
-        elif health == "failing":
-            c["failed_at"] = iso(now)
-        elif health == "degraded":
-            status["update_state"] = "delayed"
+        c["status"].pop("rescheduled_for", None)  # nothing is rescheduled any more
+        super().set_health(c, health, now)
 
     def out_of_spec(self, item: dict[str, Any]) -> dict[str, Any]:
         return out_of_spec(item)

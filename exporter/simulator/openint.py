@@ -15,6 +15,7 @@ from aiohttp import web
 
 from exporter.simulator.base import (
     PAGING_FAULTS,
+    At,
     Fault,
     VendorSim,
     generate,
@@ -162,13 +163,19 @@ class OpenintSim(VendorSim):
     name = "openint"
     token = TOKEN
     catalog: list[dict[str, Any]]
-    healths: ClassVar[tuple[str, ...]] = (
-        "healthy",
-        "failing",
-        "relink_needed",
-        "paused",
-        "unknown",
-    )
+    healthy_fields: ClassVar[dict[str, Any]] = {
+        "disabled": False,
+        "status": "healthy",
+        "status_message": None,
+        "updated_at": At(0),
+    }
+    health_fields: ClassVar[dict[str, dict[str, Any]]] = {
+        "healthy": {},
+        "failing": {"status": "error", "status_message": "Upstream returned 500"},
+        "relink_needed": {"status": "disconnected", "status_message": "Re-authentication required"},
+        "paused": {"disabled": True},
+        "unknown": {"status": "unknown"},
+    }
     story = (
         ("id", "conn_sf_acme", "failing"),
         ("id", "conn_sf_acme", "healthy"),
@@ -180,16 +187,6 @@ class OpenintSim(VendorSim):
 
     def fleet(self, now: float, size: int | None) -> list[dict[str, Any]]:
         return curated(now) if size is None else generated(now, size)
-
-    def set_health(self, c: dict[str, Any], health: str, now: float) -> None:
-        c.update(disabled=health == "paused", status="healthy", status_message=None)
-        c["updated_at"] = iso(now)
-        if health == "relink_needed":
-            c.update(status="disconnected", status_message="Re-authentication required")
-        elif health == "failing":
-            c.update(status="error", status_message="Upstream returned 500")
-        elif health == "unknown":
-            c["status"] = "unknown"
 
     def out_of_spec(self, item: dict[str, Any]) -> dict[str, Any]:
         item.update(OUT_OF_SPEC.get(str(item.get("id")), {}))

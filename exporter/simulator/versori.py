@@ -264,7 +264,25 @@ class VersoriSim(VendorSim):
     organisation_id = ORGANISATION_ID
     parents: dict[str, str]
     listed: dict[str, dict[str, Any]]
-    healths: ClassVar[tuple[str, ...]] = ("healthy", "degraded", "broken", "relink_needed")
+    # Applied to each credential usage of the connection.
+    healthy_fields: ClassVar[dict[str, Any]] = {
+        "credential": {"errors": []},
+        "authSchemeConfig": {"validationMessages": []},
+    }
+    health_fields: ClassVar[dict[str, dict[str, Any]]] = {
+        "healthy": {},
+        "degraded": {
+            "authSchemeConfig": {
+                "validationMessages": [message("Client secret expires soon", "warning")]
+            }
+        },
+        "broken": {
+            "authSchemeConfig": {
+                "validationMessages": [message("Client secret rejected by the provider", "error")]
+            }
+        },
+        "relink_needed": {"credential": {"errors": ["invalid_grant: refresh token revoked"]}},
+    }
     story = (
         ("id", "conn_sf_prod", "broken"),
         ("id", "conn_sf_prod", "healthy"),
@@ -285,20 +303,8 @@ class VersoriSim(VendorSim):
     def set_health(self, c: dict[str, Any], health: str, now: float) -> None:
         for group in ("action", "trigger"):
             for use in c["credentials"].get(group, []):
-                cred = use["credential"]
-                cred["errors"] = []
-                cred.pop("expiresAt", None)
-                use["authSchemeConfig"]["validationMessages"] = []
-                if health == "relink_needed":
-                    cred["errors"] = ["invalid_grant: refresh token revoked"]
-                elif health == "broken":
-                    use["authSchemeConfig"]["validationMessages"] = [
-                        message("Client secret rejected by the provider", "error")
-                    ]
-                elif health == "degraded":
-                    use["authSchemeConfig"]["validationMessages"] = [
-                        message("Client secret expires soon", "warning")
-                    ]
+                super().set_health(use, health, now)
+                use["credential"].pop("expiresAt", None)  # never deleted
                 # The connector's shared copy of the scheme would still apply: detach from it.
                 scheme_id = str(use["authSchemeConfig"].get("id"))
                 if not scheme_id.endswith(f"@{c['id']}"):
