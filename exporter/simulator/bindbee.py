@@ -24,6 +24,10 @@ HRIS_FIELDS: dict[str, Any] = {
     "active_employees": 388,
     "avg_sync_duration": "0:07:42",
 }
+# A connector whose setup was never completed has never synced either: no sync, no HRIS figures.
+NEVER_SYNCED: dict[str, Any] = dict.fromkeys(
+    ("sync_status", "last_sync_start_time", "next_sync_start_time", "completed_at", *HRIS_FIELDS)
+)
 # The problem states of a generated fleet (base.generate), a steady share each.
 VARIANTS: tuple[dict[str, Any], ...] = (
     {"sync_status": "Syncing", "sync_progress": 55},
@@ -83,13 +87,7 @@ def curated(now: float) -> list[dict[str, Any]]:
             now,
             end_user="Umbrella",
             status="INCOMPLETE",
-            sync_status=None,
-            last_sync_start_time=None,
-            next_sync_start_time=None,
-            completed_at=None,
-            total_employees=None,
-            active_employees=None,
-            avg_sync_duration=None,
+            **NEVER_SYNCED,
         ),
         connector("rippling", "hris", now, end_user="Hooli", sync_status="Failed"),
         connector("hibob", "hris", now, end_user="Stark", is_active=False),
