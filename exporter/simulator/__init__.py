@@ -56,7 +56,7 @@ SPECS: dict[str, SimSpec] = {
     name: _spec(importlib.import_module(f"{__name__}.{name}")) for name in REGISTRY
 }
 SIMULATORS: tuple[type[VendorSim], ...] = tuple(s.sim for s in SPECS.values())
-assert {i.name for i in pkgutil.iter_modules(__path__)} - {"base"} == set(SPECS), (
+assert {i.name for i in pkgutil.iter_modules(__path__)} - {"base", "fleets"} == set(SPECS), (
     "every simulator module belongs to a registered vendor"
 )
 

@@ -21,7 +21,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from exporter.simulator.base import At, Fault, VendorSim, generate, int_param, iso, json_body
+from exporter.simulator import fleets
+from exporter.simulator.base import At, Fault, VendorSim, int_param, iso, json_body
 
 API_KEY = "sim-apideck-key"
 APP_ID = "sim-app"
@@ -142,51 +143,11 @@ def connection(
 
 
 def curated(now: float) -> list[dict[str, Any]]:
-    """Every state and health rule of SPEC §5's apideck row and every signal of §6.1."""
+    """Every state and health rule of SPEC §5's apideck row and every signal of §6.1
+    (fleets/apideck.yaml)."""
     return [
-        # SPEC §6.1: an OAuth access token that expires within the hour and refreshes by itself
-        connection(
-            "acme", "crm+salesforce", "Salesforce", now, credentials_expire_at=iso(now + HOUR)
-        ),
-        connection("acme", "hris+bamboohr", "BambooHR", now, auth_type="apiKey", health=None),
-        connection("acme", "crm+hubspot", "HubSpot", now, enabled=False),
-        connection(
-            "globex",
-            "crm+salesforce",
-            "Salesforce",
-            now,
-            state="invalid",
-            health="needs_auth",
-            last_refresh_failed_at=iso(now - 2 * HOUR),
-        ),
-        connection("globex", "accounting+exact-online", "Exact Online", now, health="revoked"),
-        connection(
-            "globex", "ats+teamtailor", "Teamtailor", now, state="added", health="missing_settings"
-        ),
-        connection("initech", "crm+hubspot", "HubSpot", now, state="authorized"),
-        connection("initech", "pos+square", "Square", now, state="available", health=None),
-        connection(
-            "initech",
-            "crm+pipedrive",
-            "Pipedrive",
-            now,
-            health="pending_refresh",
-            credentials_expire_at=iso(now + 5 * DAY),
-            last_refresh_failed_at=iso(now - 0.5 * HOUR),
-        ),
-        connection("umbrella", "crm+copper", "Copper", now, health="degraded"),
-        connection("umbrella", "hris+personio", "Personio", now, health="needs_consent"),
-        # `archived` (a state out of the enum) under the `out_of_spec` fault (OUT_OF_SPEC)
-        connection("umbrella", "crm+close", "Close", now),
-        # SPEC §6.1: authorized, waiting for the end user to confirm the connection
-        connection(
-            "umbrella",
-            "accounting+xero",
-            "Xero",
-            now,
-            state="authorized",
-            health="pending_confirmation",
-        ),
+        connection(entry.pop("consumer_id"), entry.pop("id"), entry.pop("name"), now, **entry)
+        for entry in fleets.curated("apideck", now)
     ]
 
 
@@ -217,7 +178,7 @@ def generated(now: float, size: int, per_consumer: int = 10) -> list[dict[str, A
         consumer = f"customer-{i // per_consumer:06d}"
         return connection(consumer, f"crm+svc{slot}", f"Svc {slot}", now, **overrides)
 
-    return generate(size, now, VARIANTS, make)
+    return fleets.generate(size, now, VARIANTS, make)
 
 
 def key(c: dict[str, Any]) -> str:

@@ -9,10 +9,10 @@ import copy
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import httpx
 from aiohttp import web
@@ -90,28 +90,6 @@ def resolve(value: Any, now: float) -> Any:
     if isinstance(value, list):
         return [resolve(v, now) for v in value]
     return value
-
-
-# A generated fleet's items cycle through this many kinds: kind 0 and those past the vendor's
-# table of variants are healthy, kind k takes its (k-1)th variant.
-VARIANT_CYCLE = 20
-T = TypeVar("T")
-
-
-def generate(
-    size: int,
-    now: float,
-    variants: Sequence[Mapping[str, Any]],
-    make: Callable[[int, dict[str, Any]], T],
-) -> list[T]:
-    """`size` items `make(i, overrides)`, a steady share of each of `variants` (the overrides
-    of one problem state each, `At` timestamps relative to `now`), the rest without any."""
-    out = []
-    for i in range(size):
-        kind = i % VARIANT_CYCLE
-        overrides = resolve(variants[kind - 1], now) if 0 < kind <= len(variants) else {}
-        out.append(make(i, overrides))
-    return out
 
 
 def deep_merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:

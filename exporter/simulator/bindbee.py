@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from exporter.simulator.base import At, VendorSim, generate, int_param, iso, json_body
+from exporter.simulator import fleets
+from exporter.simulator.base import At, VendorSim, int_param, iso, json_body
 
 TOKEN = "sim-token"  # noqa: S105 - the simulator's public demo credential
 MAX_PAGE_SIZE = 200
@@ -24,10 +25,6 @@ HRIS_FIELDS: dict[str, Any] = {
     "active_employees": 388,
     "avg_sync_duration": "0:07:42",
 }
-# A connector whose setup was never completed has never synced either: no sync, no HRIS figures.
-NEVER_SYNCED: dict[str, Any] = dict.fromkeys(
-    ("sync_status", "last_sync_start_time", "next_sync_start_time", "completed_at", *HRIS_FIELDS)
-)
 # The problem states of a generated fleet (base.generate), a steady share each.
 VARIANTS: tuple[dict[str, Any], ...] = (
     {"sync_status": "Syncing", "sync_progress": 55},
@@ -67,36 +64,10 @@ def connector(
 
 
 def curated(now: float) -> list[dict[str, Any]]:
-    """Every state of SPEC §5's bindbee row and every signal of §6.1."""
+    """Every state of SPEC §5's bindbee row and every signal of §6.1 (fleets/bindbee.yaml)."""
     return [
-        connector("bamboohr", "hris", now),
-        connector(
-            "workday", "hris", now, end_user="Globex", sync_status="Syncing", sync_progress=40
-        ),
-        connector(
-            "ukg-pro",
-            "hris",
-            now,
-            end_user="Initech",
-            status="RELINK_NEEDED",
-            relink_needed_at=iso(now - 3 * HOUR),
-        ),
-        connector(
-            "gusto",
-            "hris",
-            now,
-            end_user="Umbrella",
-            status="INCOMPLETE",
-            **NEVER_SYNCED,
-        ),
-        connector("rippling", "hris", now, end_user="Hooli", sync_status="Failed"),
-        connector("hibob", "hris", now, end_user="Stark", is_active=False),
-        # SPEC §6.1: a customer's sandbox, linked to try the integration out
-        connector("bamboohr", "hris", now, end_user="Acme Sandbox", is_test_connector=True),
-        connector("greenhouse", "ats", now),
-        # Its status is out of the schema's enum under the `out_of_spec` fault (OUT_OF_SPEC).
-        connector("lever", "ats", now, end_user="Globex"),
-        connector("docebo", "lms", now),
+        connector(entry.pop("integration_slug"), entry.pop("category"), now, **entry)
+        for entry in fleets.curated("bindbee", now)
     ]
 
 
@@ -133,7 +104,7 @@ class BindbeeSim(VendorSim):
         def make(i: int, overrides: dict[str, Any]) -> dict[str, Any]:
             return connector(f"app-{i:06d}", CATEGORIES[i % 3], now, f"Customer {i}", **overrides)
 
-        return generate(size, now, VARIANTS, make)
+        return fleets.generate(size, now, VARIANTS, make)
 
     def set_health(self, c: dict[str, Any], health: str, now: float) -> None:
         super().set_health(c, health, now)

@@ -9,7 +9,8 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from exporter.simulator.base import At, VendorSim, generate, int_param, iso, json_body
+from exporter.simulator import fleets
+from exporter.simulator.base import At, VendorSim, int_param, iso, json_body
 
 API_KEY = "sim-key"
 API_SECRET = "sim-secret"  # noqa: S105 - the simulator's public demo credential
@@ -94,114 +95,9 @@ def out_of_spec(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def curated(now: float) -> list[dict[str, Any]]:
-    """Every state of SPEC §5's fivetran row and every signal of §6.1, one connector each."""
-    return [
-        connection("ft_orders", now, service="postgres"),
-        connection("ft_crm", now, service="salesforce", status={"sync_state": "syncing"}),
-        connection("ft_legacy", now, service="mysql", paused=True, status={"sync_state": "paused"}),
-        connection(
-            "ft_billing",
-            now,
-            service="stripe",
-            status={"setup_state": "broken"},
-            failed_at=iso(now - 0.2 * HOUR),
-            succeeded_at=iso(now - 30 * HOUR),
-        ),
-        connection(
-            "ft_onboarding",
-            now,
-            service="hubspot",
-            status={"setup_state": "incomplete"},
-            succeeded_at=None,
-            failed_at=None,
-        ),
-        connection(
-            "ft_events",
-            now,
-            service="segment",
-            failed_at=iso(now - 0.1 * HOUR),
-            succeeded_at=iso(now - 5 * HOUR),
-        ),
-        connection("ft_ads", now, service="google_ads", status={"update_state": "delayed"}),
-        connection(
-            "ft_marketing",
-            now,
-            service="marketo",
-            status={"sync_state": "rescheduled", "rescheduled_for": iso(now + 2 * HOUR)},
-        ),
-        connection(
-            "ft_hr",
-            now,
-            service="workday",
-            status={
-                "tasks": [{"code": "reconnect", "message": "Reconnect", "details": ""}],
-                "warnings": [
-                    {"code": "resync_table_warning", "message": "Resync Table", "details": ""},
-                    {"code": "schema_changed", "message": "Schema changed", "details": ""},
-                ],
-            },
-        ),
-        connection(
-            "ft_warehouse",
-            now,
-            service="snowflake",
-            sync_frequency=60,
-            succeeded_at=iso(now - 72 * HOUR),
-            failed_at=None,
-        ),
-        # a setup_state the listing documents as a plain string, none of the known ones
-        connection("ft_future", now, service="new_service", status={"setup_state": "suspended"}),
-        # SPEC §6.1: never syncs by itself, so its last success is as old as its last manual run
-        connection(
-            "ft_adhoc",
-            now,
-            service="google_sheets",
-            schedule_type="manual",
-            succeeded_at=iso(now - 9 * 24 * HOUR),
-            failed_at=None,
-        ),
-        # a first (historical) sync still running: no success yet
-        connection(
-            "ft_backfill",
-            now,
-            service="netsuite_suiteanalytics",
-            created_at=iso(now - 20 * HOUR),
-            succeeded_at=None,
-            failed_at=None,
-            status={"sync_state": "syncing", "is_historical_sync": True},
-        ),
-        connection(
-            "ft_capture",
-            now,
-            service="oracle",
-            status={
-                "schema_status": "blocked_on_capture",
-                "warnings": [
-                    {
-                        "code": "schema_capture_in_progress",
-                        "message": "Capturing the source schema",
-                        "details": "",
-                    }
-                ],
-            },
-        ),
-        connection(
-            "ft_approval",
-            now,
-            service="sql_server",
-            succeeded_at=iso(now - 26 * HOUR),
-            status={
-                "schema_status": "blocked_on_customer",
-                "tasks": [
-                    {
-                        "code": "review_schema_changes",
-                        "message": "Review schema changes before syncing",
-                        "details": "",
-                    }
-                ],
-            },
-        ),
-    ]
+    """Every state of SPEC §5's fivetran row and every signal of §6.1, one connector each
+    (fleets/fivetran.yaml)."""
+    return [connection(entry.pop("id"), now, **entry) for entry in fleets.curated("fivetran", now)]
 
 
 # The problem states of a generated fleet (base.generate), a steady share each.
@@ -222,7 +118,7 @@ def generated(now: float, size: int) -> list[dict[str, Any]]:
     def make(i: int, overrides: dict[str, Any]) -> dict[str, Any]:
         return connection(f"ft_{i:06d}", now, group_id=f"group_{i % 50:02d}", **overrides)
 
-    return generate(size, now, VARIANTS, make)
+    return fleets.generate(size, now, VARIANTS, make)
 
 
 class FivetranSim(VendorSim):

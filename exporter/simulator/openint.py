@@ -13,16 +13,8 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from exporter.simulator.base import (
-    PAGING_FAULTS,
-    At,
-    Fault,
-    VendorSim,
-    generate,
-    int_param,
-    iso,
-    json_body,
-)
+from exporter.simulator import fleets
+from exporter.simulator.base import PAGING_FAULTS, At, Fault, VendorSim, int_param, iso, json_body
 
 TOKEN = "sim-openint-token"  # noqa: S105 - the simulator's published demo credential
 MAX_LIMIT = 3000  # seed: "Required range: 0 <= x <= 3000"
@@ -97,45 +89,12 @@ def connection(
 
 def curated(now: float) -> list[dict[str, Any]]:
     """Every status and health rule of SPEC §5's openint row; `status_message` on the
-    connections that are not healthy (SPEC §6.1)."""
+    connections that are not healthy (SPEC §6.1) (fleets/openint.yaml)."""
     return [
-        connection("conn_sf_acme", "salesforce", "cus_acme", now),
-        connection("conn_hs_acme", "hubspot", "cus_acme", now, status="manual"),
         connection(
-            "conn_gh_globex",
-            "greenhouse",
-            "cus_globex",
-            now,
-            status="disconnected",
-            status_message="Refresh token revoked by the user",
-        ),
-        connection(
-            "conn_plaid_globex",
-            "plaid",
-            "cus_globex",
-            now,
-            status="error",
-            status_message="Upstream returned 500",
-        ),
-        connection(
-            "conn_sf_initech",
-            "salesforce",
-            "cus_initech",
-            now,
-            status="unknown",
-            status_message="Connection check timed out",
-        ),
-        connection("conn_twenty_initech", "twenty", "cus_initech", now, status=None),
-        connection("conn_hs_umbrella", "hubspot", "cus_umbrella", now, disabled=True),
-        # `expired` (a status out of the enum) under the `out_of_spec` fault (OUT_OF_SPEC)
-        connection(
-            "conn_sf_umbrella",
-            "salesforce",
-            "cus_umbrella",
-            now,
-            status="disconnected",
-            status_message="Access token expired and the refresh token was rejected",
-        ),
+            entry.pop("id"), entry.pop("connector_name"), entry.pop("customer_id"), now, **entry
+        )
+        for entry in fleets.curated("openint", now)
     ]
 
 
@@ -156,7 +115,7 @@ def generated(now: float, size: int) -> list[dict[str, Any]]:
         name = ("salesforce", "hubspot", "greenhouse")[i % 3]
         return connection(f"conn_{i:06d}", name, f"cus_{i // 5:06d}", now, **overrides)
 
-    return generate(size, now, VARIANTS, make)
+    return fleets.generate(size, now, VARIANTS, make)
 
 
 class OpenintSim(VendorSim):

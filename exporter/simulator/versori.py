@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from exporter.simulator.base import VendorSim, generate, int_param, iso, json_body
+from exporter.simulator import fleets
+from exporter.simulator.base import VendorSim, int_param, iso, json_body
 
 TOKEN = "sim-versori-token"  # noqa: S105 - the simulator's published demo credential
 ORGANISATION_ID = "01HSIMORG0000000000000000"
@@ -255,7 +256,7 @@ def generated(now: float, size: int) -> Fleet:
         cred = usage(f"g{i}", auth, now, **overrides)
         return f"vc_{i // 5:05d}", connection(f"conn_{i:06d}", f"Conn {i}", now, [cred])
 
-    return connectors, generate(size, now, VARIANTS, make)
+    return connectors, fleets.generate(size, now, VARIANTS, make)
 
 
 class VersoriSim(VendorSim):
