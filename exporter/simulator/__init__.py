@@ -38,7 +38,8 @@ from exporter.vendors import REGISTRY
 
 @dataclass(frozen=True)
 class SimSpec:
-    """What `exporter/simulator/<vendor>.py` declares: its server, config account and story."""
+    """What `exporter/simulator/<vendor>.py` declares (its `SIMULATOR`): its server, config
+    account and story."""
 
     sim: type[VendorSim]
     account: Callable[[str], dict[str, Any]]  # base_url -> the config account that polls it
@@ -46,7 +47,8 @@ class SimSpec:
 
 
 def _spec(module: ModuleType) -> SimSpec:
-    return SimSpec(module.SIMULATOR, module.account_config, module.STORY)
+    sim: type[VendorSim] = module.SIMULATOR
+    return SimSpec(sim, sim.account_config, sim.story)
 
 
 # One simulator per registered vendor, in the registry's order; a vendor without one fails here.
@@ -54,7 +56,7 @@ SPECS: dict[str, SimSpec] = {
     name: _spec(importlib.import_module(f"{__name__}.{name}")) for name in REGISTRY
 }
 SIMULATORS: tuple[type[VendorSim], ...] = tuple(s.sim for s in SPECS.values())
-assert {i.name for i in pkgutil.iter_modules(__path__)} - {"base"} == set(SPECS), (
+assert {i.name for i in pkgutil.iter_modules(__path__)} - {"base", "fleets"} == set(SPECS), (
     "every simulator module belongs to a registered vendor"
 )
 

@@ -21,7 +21,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from exporter.simulator.base import Fault, VendorSim, int_param, iso, json_body
+from exporter.simulator import fleets
+from exporter.simulator.base import At, Fault, VendorSim, int_param, iso, json_body
 
 API_KEY = "sim-apideck-key"
 APP_ID = "sim-app"
@@ -142,51 +143,11 @@ def connection(
 
 
 def curated(now: float) -> list[dict[str, Any]]:
-    """Every state and health rule of SPEC §5's apideck row and every signal of §6.1."""
+    """Every state and health rule of SPEC §5's apideck row and every signal of §6.1
+    (fleets/apideck.yaml)."""
     return [
-        # SPEC §6.1: an OAuth access token that expires within the hour and refreshes by itself
-        connection(
-            "acme", "crm+salesforce", "Salesforce", now, credentials_expire_at=iso(now + HOUR)
-        ),
-        connection("acme", "hris+bamboohr", "BambooHR", now, auth_type="apiKey", health=None),
-        connection("acme", "crm+hubspot", "HubSpot", now, enabled=False),
-        connection(
-            "globex",
-            "crm+salesforce",
-            "Salesforce",
-            now,
-            state="invalid",
-            health="needs_auth",
-            last_refresh_failed_at=iso(now - 2 * HOUR),
-        ),
-        connection("globex", "accounting+exact-online", "Exact Online", now, health="revoked"),
-        connection(
-            "globex", "ats+teamtailor", "Teamtailor", now, state="added", health="missing_settings"
-        ),
-        connection("initech", "crm+hubspot", "HubSpot", now, state="authorized"),
-        connection("initech", "pos+square", "Square", now, state="available", health=None),
-        connection(
-            "initech",
-            "crm+pipedrive",
-            "Pipedrive",
-            now,
-            health="pending_refresh",
-            credentials_expire_at=iso(now + 5 * DAY),
-            last_refresh_failed_at=iso(now - 0.5 * HOUR),
-        ),
-        connection("umbrella", "crm+copper", "Copper", now, health="degraded"),
-        connection("umbrella", "hris+personio", "Personio", now, health="needs_consent"),
-        # `archived` (a state out of the enum) under the `out_of_spec` fault (OUT_OF_SPEC)
-        connection("umbrella", "crm+close", "Close", now),
-        # SPEC §6.1: authorized, waiting for the end user to confirm the connection
-        connection(
-            "umbrella",
-            "accounting+xero",
-            "Xero",
-            now,
-            state="authorized",
-            health="pending_confirmation",
-        ),
+        connection(entry.pop("consumer_id"), entry.pop("id"), entry.pop("name"), now, **entry)
+        for entry in fleets.curated("apideck", now)
     ]
 
 
@@ -198,34 +159,26 @@ OUT_OF_SPEC: dict[str, dict[str, Any]] = {
 }
 
 
+# The problem states of a generated fleet (base.generate), a steady share each.
+VARIANTS: tuple[dict[str, Any], ...] = (
+    {"state": "invalid", "health": "needs_auth"},
+    {"health": "pending_refresh", "last_refresh_failed_at": At(-60)},
+    {"enabled": False},
+    {"credentials_expire_at": At(HOUR)},
+    {"state": "authorized", "health": "pending_confirmation"},
+)
+
+
 def generated(now: float, size: int, per_consumer: int = 10) -> list[dict[str, Any]]:
     """`size` connections over consumers of `per_consumer` connections each, a steady share
     unhealthy."""
-    out = []
-    for i in range(size):
-        overrides: dict[str, Any] = {}
-        kind = i % 20
-        if kind == 1:
-            overrides.update(state="invalid", health="needs_auth")
-        elif kind == 2:
-            overrides.update(health="pending_refresh", last_refresh_failed_at=iso(now - 60))
-        elif kind == 3:
-            overrides["enabled"] = False
-        elif kind == 4:
-            overrides["credentials_expire_at"] = iso(now + HOUR)
-        elif kind == 5:
-            overrides.update(state="authorized", health="pending_confirmation")
+
+    def make(i: int, overrides: dict[str, Any]) -> dict[str, Any]:
         slot = i % per_consumer
-        out.append(
-            connection(
-                f"customer-{i // per_consumer:06d}",
-                f"crm+svc{slot}",
-                f"Svc {slot}",
-                now,
-                **overrides,
-            )
-        )
-    return out
+        consumer = f"customer-{i // per_consumer:06d}"
+        return connection(consumer, f"crm+svc{slot}", f"Svc {slot}", now, **overrides)
+
+    return fleets.generate(size, now, VARIANTS, make)
 
 
 def key(c: dict[str, Any]) -> str:
@@ -238,12 +191,31 @@ class ApideckSim(VendorSim):
     catalog: list[dict[str, Any]]
     api_key = API_KEY
     app_id = APP_ID
-    healths: ClassVar[tuple[str, ...]] = (
-        "healthy",
-        "degraded",
-        "relink_needed",
-        "incomplete",
-        "paused",
+    healthy_fields: ClassVar[dict[str, Any]] = {
+        "enabled": True,
+        "state": "callable",
+        "health": "ok",
+        "credentials_expire_at": None,
+        "last_refresh_failed_at": None,
+    }
+    health_fields: ClassVar[dict[str, dict[str, Any]]] = {
+        "healthy": {},
+        "degraded": {
+            "health": "pending_refresh",
+            "last_refresh_failed_at": At(0),
+            "credentials_expire_at": At(7 * DAY),
+        },
+        "relink_needed": {
+            "state": "invalid",
+            "health": "needs_auth",
+            "last_refresh_failed_at": At(0),
+        },
+        "incomplete": {"state": "added", "health": "missing_settings"},
+        "paused": {"enabled": False},
+    }
+    story = (
+        ("consumer_id", "acme", "relink_needed"),
+        ("consumer_id", "acme", "healthy"),
     )
 
     def __init__(
@@ -261,17 +233,6 @@ class ApideckSim(VendorSim):
 
     def fleet(self, now: float, size: int | None) -> list[dict[str, Any]]:
         return curated(now) if size is None else generated(now, size, self.per_consumer)
-
-    def set_health(self, c: dict[str, Any], health: str, now: float) -> None:
-        c.update(enabled=health != "paused", state="callable", health="ok")
-        c.update(credentials_expire_at=None, last_refresh_failed_at=None)
-        if health == "relink_needed":
-            c.update(state="invalid", health="needs_auth", last_refresh_failed_at=iso(now))
-        elif health == "incomplete":
-            c.update(state="added", health="missing_settings")
-        elif health == "degraded":
-            c.update(health="pending_refresh", last_refresh_failed_at=iso(now))
-            c["credentials_expire_at"] = iso(now + 7 * DAY)
 
     def out_of_spec(self, item: dict[str, Any]) -> dict[str, Any]:
         """A ConsumerConnection with vault.yml `Connection`'s millisecond timestamps and the
@@ -430,19 +391,3 @@ class ApideckSim(VendorSim):
 
 
 SIMULATOR = ApideckSim
-# The demo's story for this vendor, one step at a time: (field, value naming a connector, health).
-STORY: tuple[tuple[str, str, str], ...] = (
-    ("consumer_id", "acme", "relink_needed"),
-    ("consumer_id", "acme", "healthy"),
-)
-
-
-def account_config(base_url: str) -> dict[str, Any]:
-    """The exporter config account that polls this simulator, its credentials included."""
-    return {
-        "vendor": "apideck",
-        "name": "demo",
-        "api_key": API_KEY,
-        "app_id": APP_ID,
-        "base_url": base_url,
-    }

@@ -74,6 +74,24 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@dataclass(frozen=True)
+class At:
+    """In a table of field values: the timestamp `offset` seconds from the fleet's `now`."""
+
+    offset: float
+
+
+def resolve(value: Any, now: float) -> Any:
+    """A fresh copy of `value` with every `At` in it (nested too) as its ISO timestamp."""
+    if isinstance(value, At):
+        return iso(now + value.offset)
+    if isinstance(value, Mapping):
+        return {k: resolve(v, now) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, now) for v in value]
+    return value
+
+
 def deep_merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
     for key, value in patch.items():
         if isinstance(value, Mapping) and isinstance(target.get(key), dict):
@@ -101,8 +119,20 @@ class VendorSim(ABC):
     """One fake vendor API: its routes under `/<name>`, its fleet, its faults."""
 
     name: ClassVar[str]
-    # health values the simulator can put a connector into (what the vendor can express)
+    # What set_health writes, `At` timestamps relative to the change: first the vendor fields
+    # of a healthy connector, then those that differ for the health asked for. The keys of
+    # `health_fields` are the healths the simulator can put a connector into (what the vendor
+    # can express), `healths` in that order.
+    healthy_fields: ClassVar[Mapping[str, Any]]
+    health_fields: ClassVar[Mapping[str, Mapping[str, Any]]]
     healths: ClassVar[tuple[str, ...]]
+    # The demo's story for this vendor, one step at a time: (field, value naming a connector,
+    # health).
+    story: ClassVar[tuple[tuple[str, str, str], ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.healths = tuple(cls.health_fields)
 
     def __init__(self, size: int | None = None, *, latency_ms: float = 0.0) -> None:
         self.size = size
@@ -119,6 +149,19 @@ class VendorSim(ABC):
         self.webhooks = WebhookSender(self.name)
         self.reset()
 
+    @classmethod
+    def account_config(cls, base_url: str) -> dict[str, Any]:
+        """The exporter config account that polls this simulator, its credentials included:
+        every field the vendor's account model requires, from the class attribute of that name."""
+        model = REGISTRY[cls.name].account
+        required = [
+            field
+            for field, info in model.model_fields.items()
+            if info.is_required() and field not in ("vendor", "name")
+        ]
+        credentials = {field: getattr(cls, field) for field in required}
+        return {"vendor": cls.name, "name": "demo", **credentials, "base_url": base_url}
+
     def resize(self, size: int | None) -> None:
         """Serve a generated fleet of `size` connectors (None: the curated one) from now on."""
         self.size = size
@@ -134,9 +177,10 @@ class VendorSim(ABC):
     def fleet(self, now: float, size: int | None) -> list[dict[str, Any]]:
         """The initial connectors: a curated set covering every state, or `size` generated."""
 
-    @abstractmethod
     def set_health(self, connector: dict[str, Any], health: str, now: float) -> None:
         """Change vendor-native fields so that the exporter derives `health`."""
+        for fields in (self.healthy_fields, self.health_fields[health]):
+            deep_merge(connector, resolve(fields, now))
 
     @abstractmethod
     def authorized(self, request: web.Request) -> bool: ...

@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from exporter.simulator.base import VendorSim, int_param, iso, json_body
+from exporter.simulator import fleets
+from exporter.simulator.base import At, VendorSim, int_param, iso, json_body
 
 TOKEN = "sim-token"  # noqa: S105 - the simulator's public demo credential
 MAX_PAGE_SIZE = 200
@@ -16,6 +17,20 @@ DEFAULT_PAGE_SIZE = 50
 CATEGORIES = ("hris", "ats", "lms")
 HOUR = 3600.0
 _NS = uuid.UUID("0b1e5a6e-3c52-4a4e-9a39-6a1f2b7c5d10")
+# Only the HRIS listing carries these (HrisConnectorResponse); `sync_progress` is how far a
+# running sync has got, in percent.
+HRIS_FIELDS: dict[str, Any] = {
+    "sync_progress": None,
+    "total_employees": 412,
+    "active_employees": 388,
+    "avg_sync_duration": "0:07:42",
+}
+# The problem states of a generated fleet (base.generate), a steady share each.
+VARIANTS: tuple[dict[str, Any], ...] = (
+    {"sync_status": "Syncing", "sync_progress": 55},
+    {"sync_status": "Failed"},
+    {"is_test_connector": True},
+)
 
 
 def connector(
@@ -41,51 +56,18 @@ def connector(
         "created_at": iso(now - 31 * 24 * HOUR),
     }
     if category == "hris":
-        # Only the HRIS listing carries these (HrisConnectorResponse); `sync_progress` is how
-        # far a running sync has got, in percent.
-        item.update(sync_progress=None, total_employees=412, active_employees=388)
-        item["avg_sync_duration"] = "0:07:42"
+        item.update(HRIS_FIELDS)
+    else:  # overrides of HRIS-only fields apply to HRIS connectors only
+        overrides = {k: v for k, v in overrides.items() if k not in HRIS_FIELDS}
     item.update(overrides)
     return item
 
 
 def curated(now: float) -> list[dict[str, Any]]:
-    """Every state of SPEC §5's bindbee row and every signal of §6.1."""
+    """Every state of SPEC §5's bindbee row and every signal of §6.1 (fleets/bindbee.yaml)."""
     return [
-        connector("bamboohr", "hris", now),
-        connector(
-            "workday", "hris", now, end_user="Globex", sync_status="Syncing", sync_progress=40
-        ),
-        connector(
-            "ukg-pro",
-            "hris",
-            now,
-            end_user="Initech",
-            status="RELINK_NEEDED",
-            relink_needed_at=iso(now - 3 * HOUR),
-        ),
-        connector(
-            "gusto",
-            "hris",
-            now,
-            end_user="Umbrella",
-            status="INCOMPLETE",
-            sync_status=None,
-            last_sync_start_time=None,
-            next_sync_start_time=None,
-            completed_at=None,
-            total_employees=None,
-            active_employees=None,
-            avg_sync_duration=None,
-        ),
-        connector("rippling", "hris", now, end_user="Hooli", sync_status="Failed"),
-        connector("hibob", "hris", now, end_user="Stark", is_active=False),
-        # SPEC §6.1: a customer's sandbox, linked to try the integration out
-        connector("bamboohr", "hris", now, end_user="Acme Sandbox", is_test_connector=True),
-        connector("greenhouse", "ats", now),
-        # Its status is out of the schema's enum under the `out_of_spec` fault (OUT_OF_SPEC).
-        connector("lever", "ats", now, end_user="Globex"),
-        connector("docebo", "lms", now),
+        connector(entry.pop("integration_slug"), entry.pop("category"), now, **entry)
+        for entry in fleets.curated("bindbee", now)
     ]
 
 
@@ -97,43 +79,36 @@ OUT_OF_SPEC: dict[str, dict[str, Any]] = {"lever/Globex": {"status": "PENDING_RE
 class BindbeeSim(VendorSim):
     name = "bindbee"
     token = TOKEN
-    healths: ClassVar[tuple[str, ...]] = (
-        "healthy",
-        "failing",
-        "relink_needed",
-        "incomplete",
-        "paused",
+    healthy_fields: ClassVar[dict[str, Any]] = {
+        "is_active": True,
+        "status": "COMPLETE",
+        "sync_status": "Done",
+        "relink_needed_at": None,
+    }
+    health_fields: ClassVar[dict[str, dict[str, Any]]] = {
+        "healthy": {},
+        "failing": {"sync_status": "Failed"},
+        "relink_needed": {"status": "RELINK_NEEDED", "relink_needed_at": At(0)},
+        "incomplete": {"status": "INCOMPLETE"},
+        "paused": {"is_active": False},
+    }
+    story = (
+        ("integration_slug", "bamboohr", "relink_needed"),
+        ("integration_slug", "bamboohr", "healthy"),
     )
 
     def fleet(self, now: float, size: int | None) -> list[dict[str, Any]]:
         if size is None:
             return curated(now)
-        out = []
-        for i in range(size):
-            category = CATEGORIES[i % 3]
-            overrides: dict[str, Any] = {}
-            kind = i % 20
-            if kind == 1:
-                overrides["sync_status"] = "Syncing"
-                if category == "hris":
-                    overrides["sync_progress"] = 55
-            elif kind == 2:
-                overrides["sync_status"] = "Failed"
-            elif kind == 3:
-                overrides["is_test_connector"] = True
-            out.append(connector(f"app-{i:06d}", category, now, f"Customer {i}", **overrides))
-        return out
+
+        def make(i: int, overrides: dict[str, Any]) -> dict[str, Any]:
+            return connector(f"app-{i:06d}", CATEGORIES[i % 3], now, f"Customer {i}", **overrides)
+
+        return fleets.generate(size, now, VARIANTS, make)
 
     def set_health(self, c: dict[str, Any], health: str, now: float) -> None:
-        c.update(is_active=health != "paused", status="COMPLETE", sync_status="Done")
-        c["relink_needed_at"] = None
-        if health == "relink_needed":
-            c.update(status="RELINK_NEEDED", relink_needed_at=iso(now))
-        elif health == "incomplete":
-            c["status"] = "INCOMPLETE"
-        elif health == "failing":
-            c["sync_status"] = "Failed"
-        if "sync_progress" in c:
+        super().set_health(c, health, now)
+        if "sync_progress" in c:  # HRIS only: no sync is running
             c["sync_progress"] = None
 
     def out_of_spec(self, item: dict[str, Any]) -> dict[str, Any]:
@@ -201,13 +176,3 @@ class BindbeeSim(VendorSim):
 
 
 SIMULATOR = BindbeeSim
-# The demo's story for this vendor, one step at a time: (field, value naming a connector, health).
-STORY: tuple[tuple[str, str, str], ...] = (
-    ("integration_slug", "bamboohr", "relink_needed"),
-    ("integration_slug", "bamboohr", "healthy"),
-)
-
-
-def account_config(base_url: str) -> dict[str, Any]:
-    """The exporter config account that polls this simulator, its credentials included."""
-    return {"vendor": "bindbee", "name": "demo", "token": TOKEN, "base_url": base_url}

@@ -9,7 +9,8 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from exporter.simulator.base import VendorSim, int_param, iso, json_body
+from exporter.simulator import fleets
+from exporter.simulator.base import At, VendorSim, int_param, iso, json_body
 
 API_KEY = "sim-key"
 API_SECRET = "sim-secret"  # noqa: S105 - the simulator's public demo credential
@@ -94,180 +95,70 @@ def out_of_spec(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def curated(now: float) -> list[dict[str, Any]]:
-    """Every state of SPEC §5's fivetran row and every signal of §6.1, one connector each."""
-    return [
-        connection("ft_orders", now, service="postgres"),
-        connection("ft_crm", now, service="salesforce", status={"sync_state": "syncing"}),
-        connection("ft_legacy", now, service="mysql", paused=True, status={"sync_state": "paused"}),
-        connection(
-            "ft_billing",
-            now,
-            service="stripe",
-            status={"setup_state": "broken"},
-            failed_at=iso(now - 0.2 * HOUR),
-            succeeded_at=iso(now - 30 * HOUR),
-        ),
-        connection(
-            "ft_onboarding",
-            now,
-            service="hubspot",
-            status={"setup_state": "incomplete"},
-            succeeded_at=None,
-            failed_at=None,
-        ),
-        connection(
-            "ft_events",
-            now,
-            service="segment",
-            failed_at=iso(now - 0.1 * HOUR),
-            succeeded_at=iso(now - 5 * HOUR),
-        ),
-        connection("ft_ads", now, service="google_ads", status={"update_state": "delayed"}),
-        connection(
-            "ft_marketing",
-            now,
-            service="marketo",
-            status={"sync_state": "rescheduled", "rescheduled_for": iso(now + 2 * HOUR)},
-        ),
-        connection(
-            "ft_hr",
-            now,
-            service="workday",
-            status={
-                "tasks": [{"code": "reconnect", "message": "Reconnect", "details": ""}],
-                "warnings": [
-                    {"code": "resync_table_warning", "message": "Resync Table", "details": ""},
-                    {"code": "schema_changed", "message": "Schema changed", "details": ""},
-                ],
-            },
-        ),
-        connection(
-            "ft_warehouse",
-            now,
-            service="snowflake",
-            sync_frequency=60,
-            succeeded_at=iso(now - 72 * HOUR),
-            failed_at=None,
-        ),
-        # a setup_state the listing documents as a plain string, none of the known ones
-        connection("ft_future", now, service="new_service", status={"setup_state": "suspended"}),
-        # SPEC §6.1: never syncs by itself, so its last success is as old as its last manual run
-        connection(
-            "ft_adhoc",
-            now,
-            service="google_sheets",
-            schedule_type="manual",
-            succeeded_at=iso(now - 9 * 24 * HOUR),
-            failed_at=None,
-        ),
-        # a first (historical) sync still running: no success yet
-        connection(
-            "ft_backfill",
-            now,
-            service="netsuite_suiteanalytics",
-            created_at=iso(now - 20 * HOUR),
-            succeeded_at=None,
-            failed_at=None,
-            status={"sync_state": "syncing", "is_historical_sync": True},
-        ),
-        connection(
-            "ft_capture",
-            now,
-            service="oracle",
-            status={
-                "schema_status": "blocked_on_capture",
-                "warnings": [
-                    {
-                        "code": "schema_capture_in_progress",
-                        "message": "Capturing the source schema",
-                        "details": "",
-                    }
-                ],
-            },
-        ),
-        connection(
-            "ft_approval",
-            now,
-            service="sql_server",
-            succeeded_at=iso(now - 26 * HOUR),
-            status={
-                "schema_status": "blocked_on_customer",
-                "tasks": [
-                    {
-                        "code": "review_schema_changes",
-                        "message": "Review schema changes before syncing",
-                        "details": "",
-                    }
-                ],
-            },
-        ),
-    ]
+    """Every state of SPEC §5's fivetran row and every signal of §6.1, one connector each
+    (fleets/fivetran.yaml)."""
+    return [connection(entry.pop("id"), now, **entry) for entry in fleets.curated("fivetran", now)]
+
+
+# The problem states of a generated fleet (base.generate), a steady share each.
+VARIANTS: tuple[dict[str, Any], ...] = (
+    {"status": {"setup_state": "broken"}},
+    {"failed_at": At(-60)},
+    {"status": {"update_state": "delayed"}},
+    {"paused": True, "status": {"sync_state": "paused"}},
+    {"schedule_type": "manual", "succeeded_at": At(-9 * 24 * HOUR)},
+    {"status": {"sync_state": "syncing", "is_historical_sync": True}},
+    {"status": {"schema_status": "blocked_on_customer"}},
+)
 
 
 def generated(now: float, size: int) -> list[dict[str, Any]]:
     """`size` connectors, mostly healthy with a steady share of every problem state."""
-    out = []
-    for i in range(size):
-        overrides: dict[str, Any] = {"group_id": f"group_{i % 50:02d}"}
-        kind = i % 20
-        if kind == 1:
-            overrides["status"] = {"setup_state": "broken"}
-        elif kind == 2:
-            overrides["failed_at"] = iso(now - 60)
-        elif kind == 3:
-            overrides["status"] = {"update_state": "delayed"}
-        elif kind == 4:
-            overrides["paused"] = True
-            overrides["status"] = {"sync_state": "paused"}
-        elif kind == 5:
-            overrides.update(schedule_type="manual", succeeded_at=iso(now - 9 * 24 * HOUR))
-        elif kind == 6:
-            overrides["status"] = {"sync_state": "syncing", "is_historical_sync": True}
-        elif kind == 7:
-            overrides["status"] = {"schema_status": "blocked_on_customer"}
-        out.append(connection(f"ft_{i:06d}", now, **overrides))
-    return out
+
+    def make(i: int, overrides: dict[str, Any]) -> dict[str, Any]:
+        return connection(f"ft_{i:06d}", now, group_id=f"group_{i % 50:02d}", **overrides)
+
+    return fleets.generate(size, now, VARIANTS, make)
 
 
 class FivetranSim(VendorSim):
     name = "fivetran"
     api_key = API_KEY
     api_secret = API_SECRET
-    healths: ClassVar[tuple[str, ...]] = (
-        "healthy",
-        "degraded",
-        "failing",
-        "broken",
-        "incomplete",
-        "paused",
+    healthy_fields: ClassVar[dict[str, Any]] = {
+        "paused": False,
+        "status": {
+            "setup_state": "connected",
+            "sync_state": "scheduled",
+            "update_state": "on_schedule",
+            "schema_status": "ready",
+            "is_historical_sync": False,
+            "tasks": [],
+        },
+        "succeeded_at": At(-60),
+        "failed_at": At(-24 * HOUR),
+    }
+    health_fields: ClassVar[dict[str, dict[str, Any]]] = {
+        "healthy": {},
+        "degraded": {"status": {"update_state": "delayed"}},
+        "failing": {"failed_at": At(0)},
+        "broken": {"status": {"setup_state": "broken"}, "failed_at": At(0)},
+        "incomplete": {"status": {"setup_state": "incomplete"}},
+        "paused": {"paused": True, "status": {"sync_state": "paused"}},
+    }
+    story = (
+        ("id", "ft_orders", "broken"),
+        ("id", "ft_orders", "healthy"),
+        ("id", "ft_crm", "failing"),
+        ("id", "ft_crm", "healthy"),
     )
 
     def fleet(self, now: float, size: int | None) -> list[dict[str, Any]]:
         return curated(now) if size is None else generated(now, size)
 
     def set_health(self, c: dict[str, Any], health: str, now: float) -> None:
-        status = c["status"]
-        c["paused"] = health == "paused"
-        status.update(
-            setup_state="connected",
-            sync_state="paused" if health == "paused" else "scheduled",
-            update_state="on_schedule",
-            schema_status="ready",
-            is_historical_sync=False,
-            tasks=[],
-        )
-        status.pop("rescheduled_for", None)
-        c["succeeded_at"] = iso(now - 60)
-        c["failed_at"] = iso(now - 24 * HOUR)
-        if health == "broken":
-            status["setup_state"] = "broken"
-            c["failed_at"] = iso(now)
-        elif health == "incomplete":
-            status["setup_state"] = "incomplete"
-        elif health == "failing":
-            c["failed_at"] = iso(now)
-        elif health == "degraded":
-            status["update_state"] = "delayed"
+        c["status"].pop("rescheduled_for", None)  # nothing is rescheduled any more
+        super().set_health(c, health, now)
 
     def out_of_spec(self, item: dict[str, Any]) -> dict[str, Any]:
         return out_of_spec(item)
@@ -350,21 +241,3 @@ class FivetranSim(VendorSim):
 
 
 SIMULATOR = FivetranSim
-# The demo's story for this vendor, one step at a time: (field, value naming a connector, health).
-STORY: tuple[tuple[str, str, str], ...] = (
-    ("id", "ft_orders", "broken"),
-    ("id", "ft_orders", "healthy"),
-    ("id", "ft_crm", "failing"),
-    ("id", "ft_crm", "healthy"),
-)
-
-
-def account_config(base_url: str) -> dict[str, Any]:
-    """The exporter config account that polls this simulator, its credentials included."""
-    return {
-        "vendor": "fivetran",
-        "name": "demo",
-        "api_key": API_KEY,
-        "api_secret": API_SECRET,
-        "base_url": base_url,
-    }

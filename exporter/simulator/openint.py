@@ -13,7 +13,8 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from exporter.simulator.base import PAGING_FAULTS, Fault, VendorSim, int_param, iso, json_body
+from exporter.simulator import fleets
+from exporter.simulator.base import PAGING_FAULTS, At, Fault, VendorSim, int_param, iso, json_body
 
 TOKEN = "sim-openint-token"  # noqa: S105 - the simulator's published demo credential
 MAX_LIMIT = 3000  # seed: "Required range: 0 <= x <= 3000"
@@ -88,45 +89,12 @@ def connection(
 
 def curated(now: float) -> list[dict[str, Any]]:
     """Every status and health rule of SPEC §5's openint row; `status_message` on the
-    connections that are not healthy (SPEC §6.1)."""
+    connections that are not healthy (SPEC §6.1) (fleets/openint.yaml)."""
     return [
-        connection("conn_sf_acme", "salesforce", "cus_acme", now),
-        connection("conn_hs_acme", "hubspot", "cus_acme", now, status="manual"),
         connection(
-            "conn_gh_globex",
-            "greenhouse",
-            "cus_globex",
-            now,
-            status="disconnected",
-            status_message="Refresh token revoked by the user",
-        ),
-        connection(
-            "conn_plaid_globex",
-            "plaid",
-            "cus_globex",
-            now,
-            status="error",
-            status_message="Upstream returned 500",
-        ),
-        connection(
-            "conn_sf_initech",
-            "salesforce",
-            "cus_initech",
-            now,
-            status="unknown",
-            status_message="Connection check timed out",
-        ),
-        connection("conn_twenty_initech", "twenty", "cus_initech", now, status=None),
-        connection("conn_hs_umbrella", "hubspot", "cus_umbrella", now, disabled=True),
-        # `expired` (a status out of the enum) under the `out_of_spec` fault (OUT_OF_SPEC)
-        connection(
-            "conn_sf_umbrella",
-            "salesforce",
-            "cus_umbrella",
-            now,
-            status="disconnected",
-            status_message="Access token expired and the refresh token was rejected",
-        ),
+            entry.pop("id"), entry.pop("connector_name"), entry.pop("customer_id"), now, **entry
+        )
+        for entry in fleets.curated("openint", now)
     ]
 
 
@@ -134,32 +102,42 @@ def curated(now: float) -> list[dict[str, Any]]:
 OUT_OF_SPEC: dict[str, dict[str, Any]] = {"conn_sf_umbrella": {"status": "expired"}}
 
 
+# The problem states of a generated fleet (base.generate), a steady share each.
+VARIANTS: tuple[dict[str, Any], ...] = (
+    {"status": "disconnected", "status_message": "Refresh token revoked"},
+    {"status": "error", "status_message": "Upstream returned 500"},
+    {"disabled": True},
+)
+
+
 def generated(now: float, size: int) -> list[dict[str, Any]]:
-    out = []
-    for i in range(size):
-        overrides: dict[str, Any] = {}
-        kind = i % 20
-        if kind == 1:
-            overrides.update(status="disconnected", status_message="Refresh token revoked")
-        elif kind == 2:
-            overrides.update(status="error", status_message="Upstream returned 500")
-        elif kind == 3:
-            overrides["disabled"] = True
+    def make(i: int, overrides: dict[str, Any]) -> dict[str, Any]:
         name = ("salesforce", "hubspot", "greenhouse")[i % 3]
-        out.append(connection(f"conn_{i:06d}", name, f"cus_{i // 5:06d}", now, **overrides))
-    return out
+        return connection(f"conn_{i:06d}", name, f"cus_{i // 5:06d}", now, **overrides)
+
+    return fleets.generate(size, now, VARIANTS, make)
 
 
 class OpenintSim(VendorSim):
     name = "openint"
     token = TOKEN
     catalog: list[dict[str, Any]]
-    healths: ClassVar[tuple[str, ...]] = (
-        "healthy",
-        "failing",
-        "relink_needed",
-        "paused",
-        "unknown",
+    healthy_fields: ClassVar[dict[str, Any]] = {
+        "disabled": False,
+        "status": "healthy",
+        "status_message": None,
+        "updated_at": At(0),
+    }
+    health_fields: ClassVar[dict[str, dict[str, Any]]] = {
+        "healthy": {},
+        "failing": {"status": "error", "status_message": "Upstream returned 500"},
+        "relink_needed": {"status": "disconnected", "status_message": "Re-authentication required"},
+        "paused": {"disabled": True},
+        "unknown": {"status": "unknown"},
+    }
+    story = (
+        ("id", "conn_sf_acme", "failing"),
+        ("id", "conn_sf_acme", "healthy"),
     )
 
     def reset(self, now: float | None = None) -> None:
@@ -168,16 +146,6 @@ class OpenintSim(VendorSim):
 
     def fleet(self, now: float, size: int | None) -> list[dict[str, Any]]:
         return curated(now) if size is None else generated(now, size)
-
-    def set_health(self, c: dict[str, Any], health: str, now: float) -> None:
-        c.update(disabled=health == "paused", status="healthy", status_message=None)
-        c["updated_at"] = iso(now)
-        if health == "relink_needed":
-            c.update(status="disconnected", status_message="Re-authentication required")
-        elif health == "failing":
-            c.update(status="error", status_message="Upstream returned 500")
-        elif health == "unknown":
-            c["status"] = "unknown"
 
     def out_of_spec(self, item: dict[str, Any]) -> dict[str, Any]:
         item.update(OUT_OF_SPEC.get(str(item.get("id")), {}))
@@ -258,13 +226,3 @@ class OpenintSim(VendorSim):
 
 
 SIMULATOR = OpenintSim
-# The demo's story for this vendor, one step at a time: (field, value naming a connector, health).
-STORY: tuple[tuple[str, str, str], ...] = (
-    ("id", "conn_sf_acme", "failing"),
-    ("id", "conn_sf_acme", "healthy"),
-)
-
-
-def account_config(base_url: str) -> dict[str, Any]:
-    """The exporter config account that polls this simulator, its credentials included."""
-    return {"vendor": "openint", "name": "demo", "token": TOKEN, "base_url": base_url}

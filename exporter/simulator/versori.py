@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from exporter.simulator import fleets
 from exporter.simulator.base import VendorSim, int_param, iso, json_body
 
 TOKEN = "sim-versori-token"  # noqa: S105 - the simulator's published demo credential
@@ -162,6 +163,13 @@ def connector(cid: str, name: str, now: float, *schemes: dict[str, Any]) -> dict
     }
 
 
+# The problem states of a generated fleet's credentials (base.generate), a steady share each.
+VARIANTS: tuple[dict[str, Any], ...] = (
+    {"errors": ["expired"]},
+    {"expires_in": -HOUR},
+    {"errors": ABSENT},
+    {"expires_in": 30 * DAY},
+)
 Fleet = tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]
 
 
@@ -243,20 +251,12 @@ def generated(now: float, size: int) -> Fleet:
     """`size` connections, five per connector, a steady share invalid or expired."""
     auth = scheme("as_gen")
     connectors = [connector(f"vc_{i:05d}", f"System{i}", now, auth) for i in range((size + 4) // 5)]
-    connections = []
-    for i in range(size):
-        kind = i % 20
-        cred = usage(
-            f"g{i}",
-            auth,
-            now,
-            errors=["expired"] if kind == 1 else ABSENT if kind == 3 else (),
-            expires_in={2: -HOUR, 4: 30 * DAY}.get(kind),
-        )
-        connections.append(
-            (f"vc_{i // 5:05d}", connection(f"conn_{i:06d}", f"Conn {i}", now, [cred]))
-        )
-    return connectors, connections
+
+    def make(i: int, overrides: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        cred = usage(f"g{i}", auth, now, **overrides)
+        return f"vc_{i // 5:05d}", connection(f"conn_{i:06d}", f"Conn {i}", now, [cred])
+
+    return connectors, fleets.generate(size, now, VARIANTS, make)
 
 
 class VersoriSim(VendorSim):
@@ -265,7 +265,29 @@ class VersoriSim(VendorSim):
     organisation_id = ORGANISATION_ID
     parents: dict[str, str]
     listed: dict[str, dict[str, Any]]
-    healths: ClassVar[tuple[str, ...]] = ("healthy", "degraded", "broken", "relink_needed")
+    # Applied to each credential usage of the connection.
+    healthy_fields: ClassVar[dict[str, Any]] = {
+        "credential": {"errors": []},
+        "authSchemeConfig": {"validationMessages": []},
+    }
+    health_fields: ClassVar[dict[str, dict[str, Any]]] = {
+        "healthy": {},
+        "degraded": {
+            "authSchemeConfig": {
+                "validationMessages": [message("Client secret expires soon", "warning")]
+            }
+        },
+        "broken": {
+            "authSchemeConfig": {
+                "validationMessages": [message("Client secret rejected by the provider", "error")]
+            }
+        },
+        "relink_needed": {"credential": {"errors": ["invalid_grant: refresh token revoked"]}},
+    }
+    story = (
+        ("id", "conn_sf_prod", "broken"),
+        ("id", "conn_sf_prod", "healthy"),
+    )
 
     def reset(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
@@ -282,20 +304,8 @@ class VersoriSim(VendorSim):
     def set_health(self, c: dict[str, Any], health: str, now: float) -> None:
         for group in ("action", "trigger"):
             for use in c["credentials"].get(group, []):
-                cred = use["credential"]
-                cred["errors"] = []
-                cred.pop("expiresAt", None)
-                use["authSchemeConfig"]["validationMessages"] = []
-                if health == "relink_needed":
-                    cred["errors"] = ["invalid_grant: refresh token revoked"]
-                elif health == "broken":
-                    use["authSchemeConfig"]["validationMessages"] = [
-                        message("Client secret rejected by the provider", "error")
-                    ]
-                elif health == "degraded":
-                    use["authSchemeConfig"]["validationMessages"] = [
-                        message("Client secret expires soon", "warning")
-                    ]
+                super().set_health(use, health, now)
+                use["credential"].pop("expiresAt", None)  # never deleted
                 # The connector's shared copy of the scheme would still apply: detach from it.
                 scheme_id = str(use["authSchemeConfig"].get("id"))
                 if not scheme_id.endswith(f"@{c['id']}"):
@@ -345,19 +355,3 @@ class VersoriSim(VendorSim):
 
 
 SIMULATOR = VersoriSim
-# The demo's story for this vendor, one step at a time: (field, value naming a connector, health).
-STORY: tuple[tuple[str, str, str], ...] = (
-    ("id", "conn_sf_prod", "broken"),
-    ("id", "conn_sf_prod", "healthy"),
-)
-
-
-def account_config(base_url: str) -> dict[str, Any]:
-    """The exporter config account that polls this simulator, its credentials included."""
-    return {
-        "vendor": "versori",
-        "name": "demo",
-        "token": TOKEN,
-        "organisation_id": ORGANISATION_ID,
-        "base_url": base_url,
-    }

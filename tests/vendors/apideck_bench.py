@@ -27,7 +27,7 @@ from aiohttp.typedefs import Handler
 
 from exporter.config import Config
 from exporter.scheduler import AccountRunner
-from exporter.simulator.apideck import account_config
+from exporter.simulator import SPECS
 from tests.conftest import free_port
 from tests.vendors.helpers import InstrumentedSimulator
 
@@ -90,7 +90,7 @@ async def poll(base_url: str, **account: Any) -> dict[str, Any]:
     config = Config.model_validate(
         {
             "poll_timeout": "10m",
-            "accounts": [{**account_config(base_url), "catalog": False, **account}],
+            "accounts": [{**SPECS["apideck"].account(base_url), "catalog": False, **account}],
         }
     )
     runner = AccountRunner(config.accounts[0], config)
