@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from exporter.simulator import fleets
-from exporter.simulator.base import At, Fault, VendorSim, int_param, iso, json_body
+from exporter.simulator.base import At, Fault, PageSize, VendorSim, iso, json_body
 
 API_KEY = "sim-apideck-key"
 APP_ID = "sim-app"
@@ -251,14 +251,21 @@ class ApideckSim(VendorSim):
     def unauthorized(self) -> web.Response:
         return error(401, "Unauthorized Request", "Missing or invalid API key or application id")
 
+    page_size = PageSize(
+        "limit",
+        DEFAULT_LIMIT,
+        MAX_LIMIT,
+        lambda: error(400, "Invalid Params", "limit must be between 1 and 200"),
+    )
+
     def add_routes(self, app: web.Application, prefix: str) -> None:
         app.router.add_get(prefix + "/connector/connectors", self._catalog)
         app.router.add_get(prefix + "/vault/consumers", self._consumers)
         app.router.add_get(prefix + "/vault/consumers/{consumer_id}", self._consumer)
 
-    async def _guard(self, request: web.Request) -> tuple[web.Response | None, Fault | None]:
+    async def guard(self, request: web.Request) -> tuple[web.Response | None, Fault | None]:
         """The common guard, with injected HTTP errors in Apideck's envelope (402 = quota)."""
-        response, fault = await self.guard(request)
+        response, fault = await super().guard(request)
         if response is not None and fault is not None and fault.mode == "error":
             status = response.status
             message = QUOTA_MESSAGE if status == 402 else "simulated server error"
@@ -282,12 +289,9 @@ class ApideckSim(VendorSim):
     ) -> web.Response:
         """A cursor-paged listing; `alter` changes copies of the page's items under the
         `out_of_spec` fault."""
-        response, fault = await self._guard(request)
+        response, fault, limit = await self.guard_listing(request)
         if response is not None:
             return response
-        limit = int_param(request, "limit", DEFAULT_LIMIT)
-        if limit is None or not 1 <= limit <= MAX_LIMIT:
-            return error(400, "Invalid Params", "limit must be between 1 and 200")
         if fault is not None and fault.mode == "consumer_deleted" and items:
             items = [*items, {**items[-1], "consumer_id": DELETED_CONSUMER}]
         cursor = request.query.get("cursor")
@@ -338,7 +342,7 @@ class ApideckSim(VendorSim):
         return await self._list(request, consumers)
 
     async def _consumer(self, request: web.Request) -> web.Response:
-        response, fault = await self._guard(request)
+        response, fault = await self.guard(request)
         if response is not None:
             return response
         cid = request.match_info["consumer_id"]

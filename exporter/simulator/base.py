@@ -9,7 +9,7 @@ import copy
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -111,6 +111,17 @@ class Fault:
     delay: float = 5.0
 
 
+@dataclass(frozen=True)
+class PageSize:
+    """A listing's page-size query parameter as the vendor checks it."""
+
+    param: str
+    default: int
+    maximum: int
+    invalid: Callable[[], web.Response]  # the vendor's own answer to a size out of bounds
+    minimum: int = 1
+
+
 # Where guard() leaves the request's fault for finish() (aiohttp requests are mappings).
 _FAULT = web.RequestKey[Fault | None]("simulator.fault")
 
@@ -129,6 +140,7 @@ class VendorSim(ABC):
     # The demo's story for this vendor, one step at a time: (field, value naming a connector,
     # health).
     story: ClassVar[tuple[tuple[str, str, str], ...]] = ()
+    page_size: ClassVar[PageSize]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -228,6 +240,19 @@ class VendorSim(ABC):
             if fault.count == 0:
                 self.fault = None
         return fault
+
+    async def guard_listing(
+        self, request: web.Request
+    ) -> tuple[web.Response | None, Fault | None, int]:
+        """`guard`, then the page size: (response, fault, size), the vendor's own error as the
+        response when the size is not a whole number within its bounds."""
+        response, fault = await self.guard(request)
+        if response is not None:
+            return response, fault, 0
+        size = int_param(request, self.page_size.param, self.page_size.default)
+        if size is None or not self.page_size.minimum <= size <= self.page_size.maximum:
+            return self.page_size.invalid(), fault, 0
+        return None, fault, size
 
     async def guard(self, request: web.Request) -> tuple[web.Response | None, Fault | None]:
         """Auth and the fault switch, before a vendor handler answers. Returns (response, fault)."""

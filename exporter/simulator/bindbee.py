@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from exporter.simulator import fleets
-from exporter.simulator.base import At, VendorSim, int_param, iso, json_body
+from exporter.simulator.base import At, PageSize, VendorSim, iso, json_body
 
 TOKEN = "sim-token"  # noqa: S105 - the simulator's public demo credential
 MAX_PAGE_SIZE = 200
@@ -121,6 +121,24 @@ class BindbeeSim(VendorSim):
     def unauthorized(self) -> web.Response:
         return web.json_response({"detail": "Invalid or expired token"}, status=401)
 
+    page_size = PageSize(
+        "page_size",
+        DEFAULT_PAGE_SIZE,
+        MAX_PAGE_SIZE,
+        lambda: web.json_response(
+            {
+                "detail": [
+                    {
+                        "loc": ["query", "page_size"],
+                        "msg": "Input should be less than or equal to 200",
+                        "type": "less_than_equal",
+                    }
+                ]
+            },
+            status=422,
+        ),
+    )
+
     def add_routes(self, app: web.Application, prefix: str) -> None:
         app.router.add_get(prefix + "/api/{category}/v1/connectors", self._list)
 
@@ -128,23 +146,9 @@ class BindbeeSim(VendorSim):
         category = request.match_info["category"]
         if category not in CATEGORIES:
             return web.json_response({"detail": "Not Found"}, status=404)
-        response, fault = await self.guard(request)
+        response, fault, size = await self.guard_listing(request)
         if response is not None:
             return response
-        size = int_param(request, "page_size", DEFAULT_PAGE_SIZE)
-        if size is None or not 1 <= size <= MAX_PAGE_SIZE:
-            return web.json_response(
-                {
-                    "detail": [
-                        {
-                            "loc": ["query", "page_size"],
-                            "msg": "Input should be less than or equal to 200",
-                            "type": "less_than_equal",
-                        }
-                    ]
-                },
-                status=422,
-            )
         # Each category is its own listing, paged independently.
         listing = [c for c in self.connectors.values() if c.get("category") == category.upper()]
         items, cursor = self.page(listing, request.query.get("cursor"), size, fault)

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from exporter.simulator import fleets
-from exporter.simulator.base import At, VendorSim, int_param, iso, json_body
+from exporter.simulator.base import At, PageSize, VendorSim, iso, json_body
 
 API_KEY = "sim-key"
 API_SECRET = "sim-secret"  # noqa: S105 - the simulator's public demo credential
@@ -178,6 +178,15 @@ class FivetranSim(VendorSim):
             {"code": "AuthFailed", "message": "Missing or invalid API key or secret"}, status=401
         )
 
+    page_size = PageSize(
+        "limit",
+        DEFAULT_LIMIT,
+        MAX_LIMIT,
+        lambda: web.json_response(
+            {"code": "InvalidInput", "message": "limit must be in 1..1000"}, status=400
+        ),
+    )
+
     def add_routes(self, app: web.Application, prefix: str) -> None:
         # /v1/connections uses `next_cursor` (current API); the legacy /v1/connectors answers
         # with `nextCursor` exactly as the seed document shows.
@@ -186,14 +195,9 @@ class FivetranSim(VendorSim):
 
     def _handler(self, cursor_key: str) -> Any:
         async def list_connections(request: web.Request) -> web.Response:
-            response, fault = await self.guard(request)
+            response, fault, limit = await self.guard_listing(request)
             if response is not None:
                 return response
-            limit = int_param(request, "limit", DEFAULT_LIMIT)
-            if limit is None or not 1 <= limit <= MAX_LIMIT:
-                return web.json_response(
-                    {"code": "InvalidInput", "message": "limit must be in 1..1000"}, status=400
-                )
             items, cursor = self.page(
                 list(self.connectors.values()), request.query.get("cursor"), limit, fault
             )

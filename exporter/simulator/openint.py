@@ -14,7 +14,16 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from exporter.simulator import fleets
-from exporter.simulator.base import PAGING_FAULTS, At, Fault, VendorSim, int_param, iso, json_body
+from exporter.simulator.base import (
+    PAGING_FAULTS,
+    At,
+    Fault,
+    PageSize,
+    VendorSim,
+    int_param,
+    iso,
+    json_body,
+)
 
 TOKEN = "sim-openint-token"  # noqa: S105 - the simulator's published demo credential
 MAX_LIMIT = 3000  # seed: "Required range: 0 <= x <= 3000"
@@ -159,6 +168,17 @@ class OpenintSim(VendorSim):
             {"code": "UNAUTHORIZED", "message": "Invalid API key or token"}, status=401
         )
 
+    page_size = PageSize(
+        "limit",
+        DEFAULT_LIMIT,
+        MAX_LIMIT,
+        lambda: web.json_response(
+            {"code": "BAD_REQUEST", "message": "limit must be 0..3000 and offset >= 0"},
+            status=400,
+        ),
+        minimum=0,
+    )
+
     def add_routes(self, app: web.Application, prefix: str) -> None:
         app.router.add_get(prefix + "/connector", self._catalog)
         app.router.add_get(prefix + "/connection", self._connections)
@@ -176,16 +196,12 @@ class OpenintSim(VendorSim):
     async def _list(
         self, request: web.Request, items: list[dict[str, Any]], catalog: bool = False
     ) -> web.Response:
-        response, fault = await self.guard(request)
+        response, fault, limit = await self.guard_listing(request)
         if response is not None:
             return response
-        limit = int_param(request, "limit", DEFAULT_LIMIT)
         offset = int_param(request, "offset", 0)
-        if limit is None or offset is None or not 0 <= limit <= MAX_LIMIT or offset < 0:
-            return web.json_response(
-                {"code": "BAD_REQUEST", "message": "limit must be 0..3000 and offset >= 0"},
-                status=400,
-            )
+        if offset is None or offset < 0:
+            return self.page_size.invalid()
         page, total = self._offset_page(items, offset, limit, fault)
         if catalog and (fault is None or fault.mode not in PAGING_FAULTS):
             # as the server computes it; a paging fault keeps its own `total`

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from exporter.simulator import fleets
-from exporter.simulator.base import VendorSim, int_param, iso, json_body
+from exporter.simulator.base import PageSize, VendorSim, iso, json_body
 
 TOKEN = "sim-versori-token"  # noqa: S105 - the simulator's published demo credential
 ORGANISATION_ID = "01HSIMORG0000000000000000"
@@ -323,6 +323,13 @@ class VersoriSim(VendorSim):
             {"code": 401, "message": "unauthorized: invalid API key"}, status=401
         )
 
+    page_size = PageSize(
+        "first",
+        DEFAULT_FIRST,
+        MAX_FIRST,
+        lambda: web.json_response({"code": 400, "message": "first must be 1..100"}, status=400),
+    )
+
     def add_routes(self, app: web.Application, prefix: str) -> None:
         app.router.add_get(prefix + "/o/{organisation_id}/connectors", self._list)
 
@@ -335,14 +342,11 @@ class VersoriSim(VendorSim):
         return out
 
     async def _list(self, request: web.Request) -> web.Response:
-        response, fault = await self.guard(request)
+        response, fault, first = await self.guard_listing(request)
         if response is not None:
             return response
         if request.match_info["organisation_id"] != self.organisation_id:
             return web.json_response({"code": 404, "message": "organisation not found"}, status=404)
-        first = int_param(request, "first", DEFAULT_FIRST)
-        if first is None or not 1 <= first <= MAX_FIRST:
-            return web.json_response({"code": 400, "message": "first must be 1..100"}, status=400)
         listing = self.page_of_connectors()
         items, cursor = self.page(listing, request.query.get("after"), first, fault)
         body: dict[str, Any] = {
