@@ -11,7 +11,8 @@ expects of the vendor as data (tests/vendors/test_<vendor>.py):
 - a vendor with a catalog, `fixture_catalog()` (its catalog fixture translated) and `CATALOG`:
   (status, name, auth_type) of every entry;
 - `CONTROL_CONNECTOR` (optional): the connector the control API test drives;
-- `SECRET_FAULTS` (optional): failing polls, beyond a 401, the secrets test goes through.
+- `SECRET_FAULTS` (optional): failing polls, beyond a 401, the secrets test goes through, and
+  `plant_served_secret` (a vendor that serves secret data) where it plants a sentinel.
 """
 
 from __future__ import annotations
