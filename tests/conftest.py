@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -62,15 +63,21 @@ def render(
     ).decode()
 
 
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    """Every vendor simulator, serving its curated fleet on an ephemeral 127.0.0.1 port."""
-    simulator = Simulator()
+@asynccontextmanager
+async def serving(simulator: Simulator) -> AsyncIterator[Simulator]:
+    """`simulator` started on an ephemeral 127.0.0.1 port for the block, stopped after."""
     await simulator.start()
     try:
         yield simulator
     finally:
         await simulator.stop()
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    """Every vendor simulator, serving its curated fleet on an ephemeral 127.0.0.1 port."""
+    async with serving(Simulator()) as simulator:
+        yield simulator
 
 
 async def poll_once(
@@ -94,6 +101,11 @@ def sim_account(sim: Simulator, vendor: str, **overrides: Any) -> dict[str, Any]
     """The config account that polls `vendor` on the simulator, with overrides."""
     account = next(a for a in sim.accounts() if a["vendor"] == vendor)
     return {**account, **overrides}
+
+
+def account_runner(account: dict[str, Any], **top: Any) -> AccountRunner:
+    """A runner (not yet polled) for a config of this one account (`make_config`'s defaults)."""
+    return runner_for(make_config([account], **top))
 
 
 def status_of(

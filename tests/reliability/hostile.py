@@ -172,6 +172,22 @@ def start(
     return Daemon(proc, port, log, scheme)
 
 
+@contextmanager
+def daemon_on_listing(
+    tmp_path: Path, items: list[dict[str, Any]], name: str = "a"
+) -> Iterator[tuple[HostileVendor, Daemon, Path]]:
+    """The vendor serving `items` as one listing at prefix `v`, and the daemon polling it as
+    Fivetran account `name` (config file tmp_path/config.yaml); the daemon is stopped after."""
+    with hostile_vendor() as vendor:
+        vendor.serve_json("v", listing(items))
+        config = write_config(tmp_path / "config.yaml", [fivetran_account(name, vendor.url("v"))])
+        daemon = start(config, tmp_path / "daemon.log")
+        try:
+            yield vendor, daemon, config
+        finally:
+            daemon.stop()
+
+
 def wait_until(
     check: Callable[[], Any], timeout: float = 20.0, what: str = "condition", step: float = 0.1
 ) -> Any:

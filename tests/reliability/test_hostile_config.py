@@ -11,14 +11,12 @@ from pathlib import Path
 
 from tests.conftest import cli
 from tests.reliability.hostile import (
+    daemon_on_listing,
     fivetran_account,
     fivetran_item,
-    hostile_vendor,
-    listing,
     metrics,
     metrics_when,
     sample,
-    start,
     wait_until,
     write_config,
 )
@@ -30,37 +28,28 @@ def cpu_seconds(pid: int) -> float:
 
 
 def test_a_sighup_during_a_reload_is_coalesced_and_the_newest_file_wins(tmp_path: Path) -> None:
-    with hostile_vendor() as vendor:
-        vendor.serve_json("v", listing([fivetran_item("c1")]))
-        path = tmp_path / "config.yaml"
-        write_config(path, [fivetran_account("first", vendor.url("v"))])
-        daemon = start(path, tmp_path / "daemon.log")
-        try:
-            metrics_when(
-                daemon, lambda t: sample(t, "connector_exporter_polls_total", account="first")
-            )
-            # A file that takes seconds to parse (a long exclude list), then the final one.
-            slow = [f"^never-{i:06d}$" for i in range(60_000)]
-            write_config(path, [fivetran_account("slow", vendor.url("v"), exclude=slow)])
-            before = cpu_seconds(daemon.proc.pid)
-            daemon.signal(signal.SIGHUP)
-            wait_until(
-                lambda: cpu_seconds(daemon.proc.pid) > before + 0.3,
-                step=0.02,
-                what="the slow reload under way",
-            )
-            write_config(path, [fivetran_account("final", vendor.url("v"))])
-            daemon.signal(signal.SIGHUP)
-            text = metrics_when(
-                daemon,
-                lambda t: sample(t, "connector_exporter_polls_total", account="final"),
-                timeout=90,
-                what="the newest file applied",
-            )
-            assert sample(text, "connector_exporter_polls_total", account="slow") is None
-            assert sample(text, "connector_exporter_polls_total", account="first") is None
-        finally:
-            daemon.stop()
+    with daemon_on_listing(tmp_path, [fivetran_item("c1")], "first") as (vendor, daemon, path):
+        metrics_when(daemon, lambda t: sample(t, "connector_exporter_polls_total", account="first"))
+        # A file that takes seconds to parse (a long exclude list), then the final one.
+        slow = [f"^never-{i:06d}$" for i in range(60_000)]
+        write_config(path, [fivetran_account("slow", vendor.url("v"), exclude=slow)])
+        before = cpu_seconds(daemon.proc.pid)
+        daemon.signal(signal.SIGHUP)
+        wait_until(
+            lambda: cpu_seconds(daemon.proc.pid) > before + 0.3,
+            step=0.02,
+            what="the slow reload under way",
+        )
+        write_config(path, [fivetran_account("final", vendor.url("v"))])
+        daemon.signal(signal.SIGHUP)
+        text = metrics_when(
+            daemon,
+            lambda t: sample(t, "connector_exporter_polls_total", account="final"),
+            timeout=90,
+            what="the newest file applied",
+        )
+        assert sample(text, "connector_exporter_polls_total", account="slow") is None
+        assert sample(text, "connector_exporter_polls_total", account="first") is None
 
 
 def _limited_memory() -> None:
@@ -102,24 +91,18 @@ def test_fifo_device_and_huge_secret_files_fail_check_config_cleanly(tmp_path: P
 def test_a_fifo_secret_file_at_reload_fails_fast_and_sigterm_still_exits(tmp_path: Path) -> None:
     fifo = tmp_path / "token.fifo"
     os.mkfifo(fifo)
-    with hostile_vendor() as vendor:
-        vendor.serve_json("v", listing([fivetran_item("c1")]))
-        path = tmp_path / "config.yaml"
-        write_config(path, [fivetran_account("a", vendor.url("v"))])
-        daemon = start(path, tmp_path / "daemon.log")
-        try:
-            metrics_when(daemon, lambda t: sample(t, "connector_exporter_polls_total", account="a"))
-            account = fivetran_account("a", vendor.url("v"))
-            del account["api_secret"]
-            write_config(path, [{**account, "api_secret_file": str(fifo)}])
-            daemon.signal(signal.SIGHUP)
-            wait_until(
-                lambda: '"event": "reload_failed"' in daemon.log_text(),
-                timeout=15,
-                what="the reload refused",
-            )
-            assert "not a regular file" in daemon.log_text()
-            assert sample(metrics(daemon), "connector_exporter_config_last_reload_successful") == 0
-        finally:
-            took = daemon.stop()
+    with daemon_on_listing(tmp_path, [fivetran_item("c1")]) as (vendor, daemon, path):
+        metrics_when(daemon, lambda t: sample(t, "connector_exporter_polls_total", account="a"))
+        account = fivetran_account("a", vendor.url("v"))
+        del account["api_secret"]
+        write_config(path, [{**account, "api_secret_file": str(fifo)}])
+        daemon.signal(signal.SIGHUP)
+        wait_until(
+            lambda: '"event": "reload_failed"' in daemon.log_text(),
+            timeout=15,
+            what="the reload refused",
+        )
+        assert "not a regular file" in daemon.log_text()
+        assert sample(metrics(daemon), "connector_exporter_config_last_reload_successful") == 0
+        took = daemon.stop()
         assert took < 5.0, f"exit took {took:.1f}s"

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from exporter.vendors.base import MAX_RESPONSE_BYTES
 from tests.reliability.hostile import (
+    daemon_on_listing,
     fivetran_account,
     fivetran_item,
     hostile_vendor,
@@ -120,51 +121,36 @@ def test_vendor_cookies_are_never_sent_back(tmp_path: Path) -> None:
 
 def test_listing_without_its_list_key_keeps_the_last_good(tmp_path: Path) -> None:
     """`{"data": {}}` is a bad response: the poll fails and the last good series stay."""
-    with hostile_vendor() as vendor:
-        vendor.serve_json("v", listing([fivetran_item("c1"), fivetran_item("c2")]))
-        config = write_config(tmp_path / "config.yaml", [fivetran_account("a", vendor.url("v"))])
-        daemon = start(config, tmp_path / "daemon.log")
-        try:
-            wait_until(lambda: reason(metrics(daemon), "a") == "none", what="a good poll")
-            before = polls(daemon, "a")
-            vendor.serve_json("v", {"code": "Success", "data": {}})
-            wait_until(lambda: polls(daemon, "a") >= before + 2, timeout=30, what="two polls")
-            text = metrics(daemon)
-            assert reason(text, "a") == "bad_response"
-            assert sample(text, "connector_exporter_poll_success", account="a") == 0
-            assert sample(text, "connector_exporter_connectors", account="a") == 2
-            assert sample(text, "connector_info", connector_id="c2") == 1
-        finally:
-            daemon.stop()
+    items = [fivetran_item("c1"), fivetran_item("c2")]
+    with daemon_on_listing(tmp_path, items) as (vendor, daemon, _):
+        wait_until(lambda: reason(metrics(daemon), "a") == "none", what="a good poll")
+        before = polls(daemon, "a")
+        vendor.serve_json("v", {"code": "Success", "data": {}})
+        wait_until(lambda: polls(daemon, "a") >= before + 2, timeout=30, what="two polls")
+        text = metrics(daemon)
+        assert reason(text, "a") == "bad_response"
+        assert sample(text, "connector_exporter_poll_success", account="a") == 0
+        assert sample(text, "connector_exporter_connectors", account="a") == 2
+        assert sample(text, "connector_info", connector_id="c2") == 1
 
 
 def test_timestamps_at_or_before_the_epoch_give_no_series(tmp_path: Path) -> None:
-    with hostile_vendor() as vendor:
-        vendor.serve_json(
-            "v",
-            listing(
-                [
-                    fivetran_item("zero", succeeded_at="1970-01-01T00:00:00Z"),
-                    fivetran_item("old", succeeded_at="0001-01-01T00:00:00Z"),
-                    fivetran_item("neg", failed_at="1969-12-31T23:59:59Z"),
-                    fivetran_item("real", succeeded_at="2024-12-01T00:00:00Z"),
-                ]
-            ),
-        )
-        config = write_config(tmp_path / "config.yaml", [fivetran_account("a", vendor.url("v"))])
-        daemon = start(config, tmp_path / "daemon.log")
-        try:
-            text = metrics_when(daemon, lambda t: reason(t, "a") == "none", what="a good poll")
-            for family in (
-                "connector_last_success_timestamp_seconds",
-                "connector_last_success_age_seconds",
-                "connector_last_failure_timestamp_seconds",
-            ):
-                for cid in ("zero", "old", "neg"):
-                    assert sample(text, family, connector_id=cid) is None, (family, cid)
-            assert sample(text, "connector_last_success_timestamp_seconds", connector_id="real")
-        finally:
-            daemon.stop()
+    items = [
+        fivetran_item("zero", succeeded_at="1970-01-01T00:00:00Z"),
+        fivetran_item("old", succeeded_at="0001-01-01T00:00:00Z"),
+        fivetran_item("neg", failed_at="1969-12-31T23:59:59Z"),
+        fivetran_item("real", succeeded_at="2024-12-01T00:00:00Z"),
+    ]
+    with daemon_on_listing(tmp_path, items) as (_, daemon, _):
+        text = metrics_when(daemon, lambda t: reason(t, "a") == "none", what="a good poll")
+        for family in (
+            "connector_last_success_timestamp_seconds",
+            "connector_last_success_age_seconds",
+            "connector_last_failure_timestamp_seconds",
+        ):
+            for cid in ("zero", "old", "neg"):
+                assert sample(text, family, connector_id=cid) is None, (family, cid)
+        assert sample(text, "connector_last_success_timestamp_seconds", connector_id="real")
 
 
 def test_collapsed_listing_is_held_until_confirmed(tmp_path: Path) -> None:

@@ -132,6 +132,20 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return out
 
 
+def _mutate(
+    draw: st.DrawFn, doc: Any, path: tuple[Any, ...], values: st.SearchStrategy[Any]
+) -> None:
+    """Remove what `doc` holds at `path` (a dict key, half the time) or replace it with one of
+    `values`."""
+    parent = doc
+    for part in path[:-1]:
+        parent = parent[part]
+    if isinstance(parent, dict) and draw(st.booleans()):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = draw(values)
+
+
 @st.composite
 def mutated_fixture(draw: st.DrawFn, vendor: str) -> Any:
     """A vendor fixture with a few of its values replaced by arbitrary JSON, or removed."""
@@ -141,13 +155,7 @@ def mutated_fixture(draw: st.DrawFn, vendor: str) -> Any:
         path = draw(st.sampled_from(paths))
         if not path:
             return draw(JSON)
-        parent = doc
-        for part in path[:-1]:
-            parent = parent[part]
-        if isinstance(parent, dict) and draw(st.booleans()):
-            del parent[path[-1]]
-        else:
-            parent[path[-1]] = draw(JSON)
+        _mutate(draw, doc, path, JSON)
     return doc
 
 
@@ -274,14 +282,7 @@ YAML_VALUES = st.recursive(
 def mutated_config(draw: st.DrawFn) -> str:
     doc = copy.deepcopy(VALID_CONFIG)
     for _ in range(draw(st.integers(1, 3))):
-        path = draw(st.sampled_from(_paths(doc)[1:]))
-        parent: Any = doc
-        for part in path[:-1]:
-            parent = parent[part]
-        if isinstance(parent, dict) and draw(st.booleans()):
-            del parent[path[-1]]
-        else:
-            parent[path[-1]] = draw(YAML_VALUES)
+        _mutate(draw, doc, draw(st.sampled_from(_paths(doc)[1:])), YAML_VALUES)
     return yaml.safe_dump(doc)
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from exporter.simulator import SPECS, Simulator
 from exporter.simulator.base import Fault
+from tests.conftest import serving
 from tests.simulator.schemas import Crawler, Endpoint, endpoints, vendor_tests
 from tests.simulator.schemas import problems as schema_problems
 
@@ -25,12 +26,10 @@ SIZE = 45
 
 @pytest.fixture(params=["curated", "sized"])
 async def fleet(request: pytest.FixtureRequest) -> AsyncIterator[Simulator]:
-    simulator = Simulator(None if request.param == "curated" else dict.fromkeys(SPECS, SIZE))
-    await simulator.start()
-    try:
+    async with serving(
+        Simulator(None if request.param == "curated" else dict.fromkeys(SPECS, SIZE))
+    ) as simulator:
         yield simulator
-    finally:
-        await simulator.stop()
 
 
 def test_every_vendor_declares_its_endpoints() -> None:

@@ -1,5 +1,5 @@
-"""Helpers shared by the vendor tests: polls that must succeed, throwaway servers and an
-instrumented simulator."""
+"""Helpers shared by the vendor tests: polls that must succeed, throwaway servers, an
+instrumented simulator and the golden exposition of a vendor's fixtures."""
 
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from exporter.model import Snapshot
+from exporter.model import PollResult, Snapshot
 from exporter.scheduler import AccountRunner
 from exporter.simulator import Simulator
-from tests.conftest import poll_once
+from exporter.status import AccountStatus
+from exporter.vendors import REGISTRY
+from tests.conftest import golden_status, make_config, poll_once, render, serving
+from tests.simulator.schemas import vendor_tests
 
 
 @contextlib.asynccontextmanager
@@ -44,11 +47,27 @@ async def polled_alone(
     simulator: Simulator, vendor: str, **overrides: Any
 ) -> tuple[AccountRunner, Snapshot]:
     """`polled` against a simulator of the test's own, started for the poll and stopped after."""
-    await simulator.start()
-    try:
+    async with serving(simulator):
         return await polled(simulator, vendor, **overrides)
-    finally:
-        await simulator.stop()
+
+
+def fixture_result(vendor: str) -> PollResult:
+    """What a poll of `vendor`'s fixtures gives: its quirk module's `fixture_connectors()`, and
+    `fixture_catalog()` where the vendor has a catalog."""
+    quirks = vendor_tests(vendor)
+    catalog = quirks.fixture_catalog().values() if hasattr(quirks, "fixture_catalog") else ()
+    return PollResult(tuple(quirks.fixture_connectors().values()), tuple(catalog))
+
+
+def fixture_status(vendor: str) -> AccountStatus:
+    """`vendor`'s quirk module's GOLDEN_ACCOUNT after one poll of its fixtures at FIXED_NOW."""
+    account = make_config([vendor_tests(vendor).GOLDEN_ACCOUNT]).accounts[0]
+    return golden_status(account, REGISTRY[vendor].adapter.states, fixture_result(vendor))
+
+
+def golden_text(vendor: str) -> str:
+    """What tests/golden/<vendor>.metrics.txt holds: `fixture_status`'s exposition."""
+    return render([fixture_status(vendor)])
 
 
 Delay = Callable[[web.Request], float]

@@ -27,24 +27,68 @@ from exporter.simulator.base import Fault, VendorSim
 from exporter.vendors import apideck
 from tests.conftest import (
     FIXED_NOW,
-    assert_golden,
+    account_runner,
     fixture_json,
-    golden_status,
     make_config,
     poll_once,
     render,
-    runner_for,
     sim_account,
 )
 from tests.simulator import schemas as simulated
-from tests.vendors.helpers import InstrumentedSimulator, polled, polled_alone, served
+from tests.vendors.helpers import InstrumentedSimulator, golden_text, polled, polled_alone, served
 from tests.webhooks.harness import Running, WebhookSample, listening
 
 SENTINEL = "SENTINEL-SECRET-3f9c1a"  # in every connection's `settings` in the fixtures
 HOUR = 3600.0
 
 
-def connections() -> dict[str, Connector]:
+# --- what tests/vendors/test_contract.py expects of the fixtures ---------------------------
+HEALTHS = {
+    "acme/crm+salesforce": Health.HEALTHY,
+    "acme/crm+hubspot": Health.PAUSED,  # enabled false wins over invalid
+    "globex/crm+salesforce": Health.RELINK_NEEDED,  # state invalid
+    "globex/accounting+xero": Health.RELINK_NEEDED,  # health revoked
+    "globex/hris+personio": Health.RELINK_NEEDED,  # health needs_consent
+    "globex/ats+teamtailor": Health.INCOMPLETE,  # missing_settings
+    "globex/crm+pipedrive": Health.DEGRADED,  # pending_refresh
+    "globex/crm+copper": Health.DEGRADED,  # degraded
+    "globex/pos+square": Health.INCOMPLETE,  # state available, not callable
+    "globex/crm+close": Health.INCOMPLETE,  # unknown state is not callable
+    "globex/crm+attio": Health.HEALTHY,  # unknown health, callable
+    "globex/file-storage+box": Health.INCOMPLETE,  # pending_confirmation, authorized
+    "globex/crm+zoho": Health.HEALTHY,
+    "globex/lead+sparse": Health.UNKNOWN,  # neither state nor health
+}
+IDENTITIES = {"globex/crm+salesforce": ("Salesforce", "salesforce", "crm", "globex")}
+FIELDS: dict[str, dict[str, Any]] = {
+    "globex/crm+salesforce": {"setup_state": "invalid", "relink_needed": True},
+    # relink_needed is set from its own field, even where `paused` wins the health
+    "acme/crm+hubspot": {"paused": True, "relink_needed": True},
+    "globex/accounting+xero": {"relink_needed": True},
+    "globex/ats+teamtailor": {"setup_state": "added"},
+    "globex/file-storage+box": {"setup_state": "authorized"},
+    "globex/pos+square": {"setup_state": "available"},
+    "globex/crm+close": {"setup_state": "other"},
+    "acme/crm+salesforce": {"setup_state": "callable"},
+}
+# Catalog statuses with a hyphen, unknown (`other`) and null; names and auth types as listed.
+CATALOG = {
+    "crm+salesforce": ("live", "Salesforce", "oauth2"),
+    "hris+bamboohr": ("beta", "BambooHR", "apiKey"),
+    "accounting+exact-online": ("early_access", "Exact Online", "oauth2"),
+    "ats+teamtailor": ("development", "Teamtailor", "apiKey"),
+    "crm+copper": ("considering", "Copper", "basic"),
+    "pos+square": ("other", "Square", "oauth2"),
+    "crm+nostatus": (None, "No Status", ""),
+}
+GOLDEN_ACCOUNT = {"vendor": "apideck", "name": "unify", "api_key": "k", "app_id": "app1"}
+# Failing polls for the contract's secrets test; the error mode answers Apideck's 402 (quota).
+SECRET_FAULTS = tuple(
+    Fault(mode=mode, status=402) for mode in ("error", "unauthorized", "malformed", "cursor_loop")
+)
+
+
+def fixture_connectors() -> dict[str, Connector]:
     listed, cursor = apideck.parse_page(fixture_json("apideck", "consumers.json"))
     assert cursor == "Y3Vyc29yOjM="
     detail = apideck.parse_consumer(fixture_json("apideck", "consumer-globex.json"))
@@ -52,56 +96,19 @@ def connections() -> dict[str, Connector]:
     return {c.connector_id: c for c in out}
 
 
-def catalog() -> dict[str, CatalogEntry]:
+def fixture_catalog() -> dict[str, CatalogEntry]:
     items, cursor = apideck.parse_page(fixture_json("apideck", "connectors.json"))
     assert cursor is None
     return {e.connector_id: e for e in apideck.translate_catalog(items)}
 
 
-def test_every_health_rule_of_the_spec_row() -> None:
-    got = {cid: c.health for cid, c in connections().items()}
-    assert got == {
-        "acme/crm+salesforce": Health.HEALTHY,
-        "acme/crm+hubspot": Health.PAUSED,  # enabled false wins over invalid
-        "globex/crm+salesforce": Health.RELINK_NEEDED,  # state invalid
-        "globex/accounting+xero": Health.RELINK_NEEDED,  # health revoked
-        "globex/hris+personio": Health.RELINK_NEEDED,  # health needs_consent
-        "globex/ats+teamtailor": Health.INCOMPLETE,  # missing_settings
-        "globex/crm+pipedrive": Health.DEGRADED,  # pending_refresh
-        "globex/crm+copper": Health.DEGRADED,  # degraded
-        "globex/pos+square": Health.INCOMPLETE,  # state available, not callable
-        "globex/crm+close": Health.INCOMPLETE,  # unknown state is not callable
-        "globex/crm+attio": Health.HEALTHY,  # unknown health, callable
-        "globex/file-storage+box": Health.INCOMPLETE,  # pending_confirmation, authorized
-        "globex/crm+zoho": Health.HEALTHY,
-        "globex/lead+sparse": Health.UNKNOWN,  # neither state nor health
-    }
-
-
-def test_identity_states_and_relink_gauge() -> None:
-    c = connections()
-    sf = c["globex/crm+salesforce"]
-    assert (sf.name, sf.integration, sf.group, sf.end_user) == (
-        "Salesforce",
-        "salesforce",
-        "crm",
-        "globex",
-    )
-    assert sf.setup_state == "invalid" and sf.relink_needed is True
-    # relink_needed is set from its own field, even where `paused` wins the health
-    hubspot = c["acme/crm+hubspot"]
-    assert hubspot.paused is True and hubspot.relink_needed is True
-    assert c["globex/accounting+xero"].relink_needed is True
-    assert c["globex/ats+teamtailor"].setup_state == "added"
-    assert c["globex/file-storage+box"].setup_state == "authorized"
-    assert c["globex/pos+square"].setup_state == "available"
-    assert c["globex/crm+close"].setup_state == "other"
-    assert c["acme/crm+salesforce"].setup_state == "callable"
+def test_only_the_disabled_connection_is_paused() -> None:
+    c = fixture_connectors()
     assert not any(x.paused for k, x in c.items() if k != "acme/crm+hubspot")
 
 
 def test_millisecond_and_iso_timestamps_zero_and_null_are_none() -> None:
-    c = connections()
+    c = fixture_connectors()
     assert c["globex/crm+salesforce"].last_failure == pytest.approx(FIXED_NOW - 2 * HOUR)
     assert c["globex/crm+salesforce"].credential_expiry is None  # 0 = no retention window
     pipedrive = c["globex/crm+pipedrive"]
@@ -131,23 +138,8 @@ def test_parse_millis(value: Any, seconds: float | None) -> None:
     assert apideck.parse_millis(value) == (pytest.approx(seconds) if seconds else None)
 
 
-def test_catalog_statuses_hyphen_unknown_and_null() -> None:
-    c = catalog()
-    assert {k: e.status for k, e in c.items()} == {
-        "crm+salesforce": "live",
-        "hris+bamboohr": "beta",
-        "accounting+exact-online": "early_access",
-        "ats+teamtailor": "development",
-        "crm+copper": "considering",
-        "pos+square": "other",
-        "crm+nostatus": None,
-    }
-    assert (c["hris+bamboohr"].name, c["hris+bamboohr"].auth_type) == ("BambooHR", "apiKey")
-    assert c["crm+nostatus"].auth_type == ""
-
-
 def test_settings_are_never_carried() -> None:
-    assert all(SENTINEL not in repr(c) for c in connections().values())
+    assert all(SENTINEL not in repr(c) for c in fixture_connectors().values())
 
 
 @pytest.mark.parametrize("data", [[], {"data": {"not": "a list"}}, "text"])
@@ -172,16 +164,9 @@ def test_config_rejects_nothing_to_poll() -> None:
     assert "nothing to poll" in str(err.value)
 
 
-# --- golden exposition ---------------------------------------------------------------------
-def golden_text() -> str:
-    config = make_config([{"vendor": "apideck", "name": "unify", "api_key": "k", "app_id": "app1"}])
-    result = PollResult(connectors=tuple(connections().values()), catalog=tuple(catalog().values()))
-    return render([golden_status(config.accounts[0], apideck.STATES, result)])
-
-
-def test_golden() -> None:
-    text = golden_text()
-    assert_golden("apideck.metrics.txt", text)
+# --- golden exposition (tests/vendors/test_contract.py compares it with the file) ----------
+def test_golden_catalog_stateset() -> None:
+    text = golden_text("apideck")
     # catalog StateSet: one series per known status plus `other`, a null status has none
     status_lines = [
         line for line in text.splitlines() if line.startswith("connector_catalog_status{")
@@ -257,7 +242,7 @@ async def test_wrong_key_or_app_id_is_401(sim: Simulator) -> None:
 
 async def test_402_quota_fails_the_poll_with_its_message_and_no_retry(sim: Simulator) -> None:
     sim.vendors["apideck"].fault = Fault(mode="error", status=402, count=1)
-    runner = runner_for(make_config([sim_account(sim, "apideck")], max_retries=3))
+    runner = account_runner(sim_account(sim, "apideck"), max_retries=3)
     try:
         assert not await runner.poll()
     finally:
@@ -310,7 +295,7 @@ async def test_consumer_deleted_between_listing_and_detail_is_skipped() -> None:
     app.router.add_get("/vault/consumers/{cid}", consumer)
     async with served(app) as url:
         account = {"vendor": "apideck", "name": "a", "api_key": "k", "app_id": "x"}
-        runner = runner_for(make_config([{**account, "base_url": url, "catalog": False}]))
+        runner = account_runner({**account, "base_url": url, "catalog": False})
         assert await runner.poll(), runner.status.last_error
         await runner.aclose()
     assert runner.status.snapshot is not None
@@ -332,7 +317,7 @@ async def poll_instrumented(
     top = {k: overrides.pop(k) for k in ("max_retries",) if k in overrides}
     await simulator.start()
     account = sim_account(simulator, "apideck", catalog=False, **overrides)
-    runner = runner_for(make_config([account], **top))
+    runner = account_runner(account, **top)
     try:
         ok = await runner.poll()
         ids: list[str] = []
@@ -432,7 +417,7 @@ async def test_consumers_deleted_after_the_listing_are_skipped_by_concurrent_det
 
     simulator = InstrumentedSimulator({"apideck": 300}, delay=lambda _: 0.005, intercept=intercept)
     await simulator.start()
-    runner = runner_for(make_config([sim_account(simulator, "apideck", catalog=False)]))
+    runner = account_runner(sim_account(simulator, "apideck", catalog=False))
     try:
         ok = await runner.poll()
     finally:
@@ -468,33 +453,6 @@ def test_max_concurrency_out_of_range_is_a_config_error(value: Any) -> None:
 
 
 # --- secrets ------------------------------------------------------------------------------
-async def test_sentinels_never_leak(sim: Simulator) -> None:
-    key = "SENTINEL-apideck-key-5e0b"
-    stream = io.StringIO()
-    logs.configure("debug", "json", stream=stream)
-    vsim = sim.vendors["apideck"]
-    vsim.api_key = key  # type: ignore[attr-defined]
-    for connection in vsim.connectors.values():
-        connection["settings"] = {"api_key": SENTINEL, "password": SENTINEL}
-    runner = runner_for(make_config([sim_account(sim, "apideck", api_key=key)]))
-    errors: list[str] = []
-    try:
-        assert await runner.poll()
-        good = render([runner.status])
-        for mode in ("error", "unauthorized", "malformed", "cursor_loop"):
-            vsim.fault = Fault(mode=mode, status=402)
-            assert not await runner.poll()
-            errors.append(runner.status.last_error)
-        vsim.fault = None
-    finally:
-        await runner.aclose()
-    text = render([runner.status])
-    assert 'connector_id="acme/crm+salesforce"' in text  # last good series stay
-    for blob in (good, text, stream.getvalue(), *errors):
-        assert SENTINEL not in blob and key not in blob
-    assert '"event": "poll"' in stream.getvalue()
-
-
 async def test_a_vendor_echoing_the_key_is_redacted() -> None:
     key = "SENTINEL-echoed-key-77c1"
 
@@ -508,7 +466,7 @@ async def test_a_vendor_echoing_the_key_is_redacted() -> None:
     logs.configure("debug", "json", stream=stream)
     async with served(app) as url:
         account = {"vendor": "apideck", "name": "a", "api_key": key, "app_id": "x"}
-        runner = runner_for(make_config([{**account, "base_url": url}]))
+        runner = account_runner({**account, "base_url": url})
         assert not await runner.poll()
         await runner.aclose()
     assert "bad header [REDACTED]" in runner.status.last_error  # the whole header is secret
@@ -552,9 +510,10 @@ def _read_consumer(data: Any) -> PollResult:
 
 
 def plant_served_secret(sim: VendorSim, value: str) -> None:
-    """Connection `settings` holding a key (for tests/reliability/test_secrets.py)."""
+    """Connection `settings` holding a key and a password (for the secrets tests:
+    tests/reliability/test_secrets.py, tests/vendors/test_contract.py)."""
     for c in sim.connectors.values():
-        c["settings"] = {"api_key": value}
+        c["settings"] = {"api_key": value, "password": value}
 
 
 # --- webhooks: Apideck's events, and what the tests over every vendor need ----------------

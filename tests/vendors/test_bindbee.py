@@ -16,12 +16,36 @@ from exporter.model import Connector, Health, PollResult
 from exporter.simulator import Simulator
 from exporter.simulator.base import VendorSim
 from exporter.vendors import bindbee
-from tests.conftest import fixture_json, make_config, render, runner_for, sim_account
+from tests.conftest import account_runner, fixture_json, make_config, render, sim_account
 from tests.simulator import schemas as simulated
 from tests.webhooks.harness import Running, WebhookSample, listening
 
+# --- what tests/vendors/test_contract.py expects of the fixtures (connectors by name) -------
+HEALTHS = {
+    "bamboohr": Health.HEALTHY,
+    "workday": Health.HEALTHY,
+    "ukg-pro": Health.RELINK_NEEDED,
+    "gusto": Health.INCOMPLETE,
+    "rippling": Health.FAILING,
+    "hibob": Health.PAUSED,
+    "greenhouse": Health.HEALTHY,
+    "lever": Health.HEALTHY,
+    "docebo": Health.HEALTHY,
+    "": Health.HEALTHY,
+}
+IDENTITIES = {"ukg-pro": ("ukg-pro", "ukg-pro", "hris", "Initech")}
+FIELDS: dict[str, dict[str, Any]] = {
+    "ukg-pro": {"setup_state": "relink_needed", "relink_needed": True, "sync_state": "done"},
+    "workday": {"sync_state": "syncing"},
+    "rippling": {"sync_state": "failed"},
+    "hibob": {"paused": True},
+    "greenhouse": {"group": "ats"},
+    "docebo": {"group": "lms"},
+}
+GOLDEN_ACCOUNT = {"vendor": "bindbee", "name": "hr", "token": "t"}
 
-def translated() -> dict[str, Connector]:
+
+def fixture_connectors() -> dict[str, Connector]:
     out: dict[str, Connector] = {}
     for category in ("hris", "ats", "lms"):
         items, cursor = bindbee.parse_page(fixture_json("bindbee", f"{category}.json"))
@@ -30,40 +54,16 @@ def translated() -> dict[str, Connector]:
     return out
 
 
-def test_every_health_rule_of_the_spec_row() -> None:
-    got = {name: c.health for name, c in translated().items()}
-    assert got == {
-        "bamboohr": Health.HEALTHY,
-        "workday": Health.HEALTHY,
-        "ukg-pro": Health.RELINK_NEEDED,
-        "gusto": Health.INCOMPLETE,
-        "rippling": Health.FAILING,
-        "hibob": Health.PAUSED,
-        "greenhouse": Health.HEALTHY,
-        "lever": Health.HEALTHY,
-        "docebo": Health.HEALTHY,
-        "": Health.HEALTHY,
-    }
-
-
-def test_fields_map_to_the_model() -> None:
-    c = translated()
-    ukg = c["ukg-pro"]
-    assert (ukg.integration, ukg.group, ukg.end_user) == ("ukg-pro", "hris", "Initech")
-    assert ukg.setup_state == "relink_needed" and ukg.relink_needed is True
-    assert ukg.relink_needed_since == pytest.approx(1733097600.0 - 3 * 3600)
-    assert ukg.sync_state == "done"
-    assert c["workday"].sync_state == "syncing"
-    assert c["rippling"].sync_state == "failed"
-    assert c["hibob"].paused is True
+def test_timestamps_map_to_the_model() -> None:
+    c = fixture_connectors()
+    assert c["ukg-pro"].relink_needed_since == pytest.approx(1733097600.0 - 3 * 3600)
     bamboo = c["bamboohr"]
     assert bamboo.last_sync_start == pytest.approx(1733097600.0 - 2 * 3600)
     assert bamboo.next_sync == pytest.approx(1733097600.0 + 22 * 3600)
-    assert c["greenhouse"].group == "ats" and c["docebo"].group == "lms"
 
 
 def test_unknown_status_maps_to_other_and_nulls_to_nothing() -> None:
-    c = translated()
+    c = fixture_connectors()
     assert c["lever"].setup_state == "other"
     sparse = c[""]
     assert sparse.connector_id == "bb-sparse"
@@ -79,7 +79,7 @@ def gusto_has_no_sync(c: Connector) -> bool:
 
 
 def test_connector_token_is_never_carried() -> None:
-    for connector in translated().values():
+    for connector in fixture_connectors().values():
         assert "SENTINEL-CONNECTOR-TOKEN" not in repr(connector)
 
 
@@ -92,7 +92,7 @@ def test_parse_page_rejects_wrong_shapes() -> None:
 
 
 def test_sync_progress_is_a_clamped_ratio_and_test_connectors_are_flagged() -> None:
-    c = translated()
+    c = fixture_connectors()
     assert c["workday"].sync_progress == pytest.approx(0.45)
     assert c["bamboohr"].sync_progress == 1.0
     assert c["rippling"].sync_progress == 1.0  # 250 % clamped
@@ -125,9 +125,7 @@ async def test_include_test_connectors_false_drops_them_from_the_snapshot(sim: S
         assert r.status_code == 200
     snapshots = {}
     for include in (True, False):
-        runner = runner_for(
-            make_config([sim_account(sim, "bindbee", include_test_connectors=include)])
-        )
+        runner = account_runner(sim_account(sim, "bindbee", include_test_connectors=include))
         try:
             assert await runner.poll(), runner.status.last_error
         finally:

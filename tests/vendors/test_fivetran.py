@@ -19,70 +19,62 @@ from tests.conftest import fixture_json
 from tests.simulator import schemas as simulated
 from tests.webhooks.harness import Running, WebhookSample, listening
 
+# --- what tests/vendors/test_contract.py expects of the fixtures ---------------------------
+HEALTHS = {
+    "ft_orders": Health.HEALTHY,
+    "ft_crm": Health.HEALTHY,
+    "ft_legacy": Health.PAUSED,
+    "ft_billing": Health.BROKEN,
+    "ft_onboarding": Health.INCOMPLETE,
+    "ft_events": Health.FAILING,
+    "ft_ads": Health.DEGRADED,
+    "ft_marketing": Health.DEGRADED,
+    "ft_hr": Health.DEGRADED,
+    "ft_warehouse": Health.HEALTHY,
+    "ft_future": Health.UNKNOWN,  # setup state `suspended` is unknown to us
+    "ft_sparse": Health.UNKNOWN,  # no setup state at all
+    # paused wins over a broken setup: the first rule that applies, top down
+    "ft_paused_broken": Health.PAUSED,
+    "ft_manual": Health.HEALTHY,  # a manual schedule is not a fault by itself
+    "ft_historical": Health.HEALTHY,
+    "ft_blocked": Health.DEGRADED,  # schema blocked_on_customer
+    "ft_capture": Health.HEALTHY,  # blocked_on_capture: Fivetran's own work, not a fault
+    "ft_schema_new": Health.HEALTHY,
+    "ft_warned": Health.HEALTHY,  # warnings alone do not degrade (SPEC: tasks do)
+    "ft_nested_schedule": Health.HEALTHY,
+}
+IDENTITIES = {"ft_hr": ("hr", "workday", "warehouse_prod", "")}
+FIELDS: dict[str, dict[str, Any]] = {
+    "ft_hr": {"setup_state": "connected", "sync_state": "scheduled", "update_state": "on_schedule"},
+    "ft_marketing": {"sync_state": "rescheduled"},
+}
+GOLDEN_ACCOUNT = {"vendor": "fivetran", "name": "prod", "api_key": "k", "api_secret": "s"}
 
-def by_id() -> dict[str, Connector]:
+
+def fixture_connectors() -> dict[str, Connector]:
     page = fixture_json("fivetran", "connections.json")
     items, cursor = fivetran.parse_page(page)
     assert cursor is None
     return {c.connector_id: c for c in fivetran.translate(items)}
 
 
-def test_every_health_rule_of_the_spec_row() -> None:
-    got = {cid: c.health for cid, c in by_id().items()}
-    assert got == {
-        "ft_orders": Health.HEALTHY,
-        "ft_crm": Health.HEALTHY,
-        "ft_legacy": Health.PAUSED,
-        "ft_billing": Health.BROKEN,
-        "ft_onboarding": Health.INCOMPLETE,
-        "ft_events": Health.FAILING,
-        "ft_ads": Health.DEGRADED,
-        "ft_marketing": Health.DEGRADED,
-        "ft_hr": Health.DEGRADED,
-        "ft_warehouse": Health.HEALTHY,
-        "ft_future": Health.UNKNOWN,  # setup state `suspended` is unknown to us
-        "ft_sparse": Health.UNKNOWN,  # no setup state at all
-        # paused wins over a broken setup: the first rule that applies, top down
-        "ft_paused_broken": Health.PAUSED,
-        "ft_manual": Health.HEALTHY,  # a manual schedule is not a fault by itself
-        "ft_historical": Health.HEALTHY,
-        "ft_blocked": Health.DEGRADED,  # schema blocked_on_customer
-        "ft_capture": Health.HEALTHY,  # blocked_on_capture: Fivetran's own work, not a fault
-        "ft_schema_new": Health.HEALTHY,
-        "ft_warned": Health.HEALTHY,  # warnings alone do not degrade (SPEC: tasks do)
-        "ft_nested_schedule": Health.HEALTHY,
-    }
-
-
-def test_fields_map_to_the_model() -> None:
-    hr = by_id()["ft_hr"]
-    assert (hr.name, hr.integration, hr.group, hr.end_user) == (
-        "hr",
-        "workday",
-        "warehouse_prod",
-        "",
-    )
-    assert (hr.setup_state, hr.sync_state, hr.update_state) == (
-        "connected",
-        "scheduled",
-        "on_schedule",
-    )
+def test_counts_frequency_and_timestamps_map_to_the_model() -> None:
+    hr = fixture_connectors()["ft_hr"]
     assert (hr.tasks, hr.warnings) == (1, 2)
     assert hr.sync_frequency == 360 * 60
+    assert hr.relink_needed is False and hr.paused is False
     # 2024-12-02T00:00Z minus 30 minutes, from the fixture's succeeded_at
     assert hr.last_success == pytest.approx(1733097600.0 - 1800)
-    assert hr.relink_needed is False and hr.paused is False
-    marketing = by_id()["ft_marketing"]
-    assert marketing.sync_state == "rescheduled"
+    marketing = fixture_connectors()["ft_marketing"]
     assert marketing.next_sync == pytest.approx(1733097600.0 + 7200)
 
 
 def test_unknown_enum_values_map_to_other() -> None:
-    assert by_id()["ft_future"].setup_state == "other"
+    assert fixture_connectors()["ft_future"].setup_state == "other"
 
 
 def test_nulls_missing_and_bad_fields_produce_no_values() -> None:
-    sparse = by_id()["ft_sparse"]
+    sparse = fixture_connectors()["ft_sparse"]
     assert sparse.setup_state is None and sparse.sync_state is None and sparse.update_state is None
     assert sparse.last_success is None and sparse.last_failure is None  # "not-a-date"
     assert sparse.sync_frequency is None and sparse.tasks is None and sparse.warnings is None
@@ -91,7 +83,7 @@ def test_nulls_missing_and_bad_fields_produce_no_values() -> None:
 
 def test_items_without_id_or_not_objects_are_skipped() -> None:
     page = fixture_json("fivetran", "connections.json")
-    assert len(page["data"]["items"]) == len(by_id()) + 2
+    assert len(page["data"]["items"]) == len(fixture_connectors()) + 2
 
 
 @pytest.mark.parametrize(
@@ -134,7 +126,7 @@ def test_failed_after_success_is_failing_and_before_is_not() -> None:
 
 
 def test_schema_state_manual_schedule_and_historical_sync() -> None:
-    c = by_id()
+    c = fixture_connectors()
     assert {k: x.schema_state for k, x in c.items() if k.startswith(("ft_b", "ft_c", "ft_s"))} == {
         "ft_billing": "ready",
         "ft_blocked": "blocked_on_customer",
@@ -151,7 +143,7 @@ def test_schema_state_manual_schedule_and_historical_sync() -> None:
 
 
 def test_issue_codes_are_snake_case_unique_and_carry_no_message() -> None:
-    c = by_id()
+    c = fixture_connectors()
     assert c["ft_hr"].issues == (
         ("task", "reconnect"),
         ("warning", "resync_table_warning"),

@@ -15,90 +15,72 @@ from aiohttp import web
 from exporter import logs
 from exporter.errors import BadResponse
 from exporter.model import CatalogEntry, Connector, Health, PollResult
-from exporter.scheduler import build_snapshot
 from exporter.simulator import Simulator
 from exporter.simulator import openint as openint_sim
 from exporter.simulator.base import Fault, VendorSim
 from exporter.statuspage import landing_page
 from exporter.vendors import openint
-from tests.conftest import (
-    FIXED_NOW,
-    assert_golden,
-    fixture_json,
-    golden_status,
-    make_config,
-    poll_once,
-    render,
-    runner_for,
-    sim_account,
-    status_of,
-)
+from tests.conftest import FIXED_NOW, account_runner, fixture_json, poll_once, render, sim_account
 from tests.simulator import schemas as simulated
-from tests.vendors.helpers import polled, polled_alone, served
+from tests.vendors.helpers import fixture_status, golden_text, polled, polled_alone, served
 from tests.webhooks.harness import Running, WebhookSample, listening
 
 SENTINEL = "SENTINEL-SECRET-3f9c1a"  # in every connection's `settings` in the fixtures
 
 
-def connections() -> dict[str, Connector]:
+# --- what tests/vendors/test_contract.py expects of the fixtures ---------------------------
+HEALTHS = {
+    "conn_sf_acme": Health.HEALTHY,
+    "conn_hs_acme": Health.HEALTHY,  # manual
+    "conn_gh_globex": Health.RELINK_NEEDED,  # disconnected
+    "conn_plaid_globex": Health.FAILING,  # error
+    "conn_sf_initech": Health.UNKNOWN,  # unknown
+    "conn_twenty_initech": Health.UNKNOWN,  # null
+    "conn_hs_umbrella": Health.PAUSED,  # disabled wins over disconnected
+    "conn_sf_umbrella": Health.UNKNOWN,  # a status the API does not document
+    "conn_sparse": Health.UNKNOWN,
+}
+IDENTITIES = {
+    "conn_gh_globex": ("greenhouse", "greenhouse", "ccfg_greenhouse_prod", "cus_globex"),
+    "conn_sparse": ("", "", "", ""),
+}
+FIELDS: dict[str, dict[str, Any]] = {
+    "conn_gh_globex": {"setup_state": "disconnected", "relink_needed": True},
+    "conn_hs_umbrella": {"paused": True, "relink_needed": True},  # own field
+    "conn_sf_umbrella": {"setup_state": "other"},
+    "conn_twenty_initech": {"setup_state": None},
+    "conn_hs_acme": {"setup_state": "manual"},
+    "conn_sparse": {"paused": False},
+}
+# The catalog's stage as status (an unknown one `other`, none None); a missing name is the id.
+CATALOG = {
+    "salesforce": ("ga", "Salesforce", "OAUTH2"),
+    "greenhouse": ("beta", "Greenhouse", "API_KEY"),
+    "twenty": ("alpha", "Twenty", "API_KEY"),
+    "acme-oauth2": ("other", "Acme OAuth2", "OAUTH2"),
+    "legacy": (None, "legacy", "BASIC"),
+}
+GOLDEN_ACCOUNT = {"vendor": "openint", "name": "oi", "token": "t"}
+CONTROL_CONNECTOR = "conn_sf_acme"
+# Failing polls for the contract's secrets test, an HTML error page among them.
+SECRET_FAULTS = tuple(
+    Fault(mode=mode, status=503) for mode in ("error", "unauthorized", "html", "malformed")
+)
+
+
+def fixture_connectors() -> dict[str, Connector]:
     items, total = openint.parse_page(fixture_json("openint", "connections.json"))
     assert total == 11
     return {c.connector_id: c for c in openint.translate(items)}
 
 
-def catalog() -> dict[str, CatalogEntry]:
+def fixture_catalog() -> dict[str, CatalogEntry]:
     items, _ = openint.parse_page(fixture_json("openint", "connectors.json"))
     return {e.connector_id: e for e in openint.translate_catalog(items)}
 
 
-def test_every_health_rule_of_the_spec_row() -> None:
-    assert {cid: c.health for cid, c in connections().items()} == {
-        "conn_sf_acme": Health.HEALTHY,
-        "conn_hs_acme": Health.HEALTHY,  # manual
-        "conn_gh_globex": Health.RELINK_NEEDED,  # disconnected
-        "conn_plaid_globex": Health.FAILING,  # error
-        "conn_sf_initech": Health.UNKNOWN,  # unknown
-        "conn_twenty_initech": Health.UNKNOWN,  # null
-        "conn_hs_umbrella": Health.PAUSED,  # disabled wins over disconnected
-        "conn_sf_umbrella": Health.UNKNOWN,  # a status the API does not document
-        "conn_sparse": Health.UNKNOWN,
-    }
-
-
-def test_identity_states_and_gauges() -> None:
-    c = connections()
-    gh = c["conn_gh_globex"]
-    assert (gh.name, gh.integration, gh.group, gh.end_user) == (
-        "greenhouse",
-        "greenhouse",
-        "ccfg_greenhouse_prod",
-        "cus_globex",
-    )
-    assert gh.setup_state == "disconnected" and gh.relink_needed is True
-    umbrella = c["conn_hs_umbrella"]
-    assert umbrella.paused is True and umbrella.relink_needed is True  # own field
-    assert c["conn_sf_umbrella"].setup_state == "other"
-    assert c["conn_twenty_initech"].setup_state is None
-    assert c["conn_hs_acme"].setup_state == "manual"
-    sparse = c["conn_sparse"]
-    assert (sparse.name, sparse.group, sparse.end_user, sparse.paused) == ("", "", "", False)
-
-
-def test_catalog_stage_auth_type_and_names() -> None:
-    c = catalog()
-    assert {k: e.status for k, e in c.items()} == {
-        "salesforce": "ga",
-        "greenhouse": "beta",
-        "twenty": "alpha",
-        "acme-oauth2": "other",
-        "legacy": None,
-    }
-    assert (c["salesforce"].name, c["salesforce"].auth_type) == ("Salesforce", "OAUTH2")
-    assert (c["legacy"].name, c["legacy"].auth_type) == ("legacy", "BASIC")
-
-
 def test_settings_are_never_carried() -> None:
-    assert all(SENTINEL not in repr(c) for c in connections().values())
+    assert all(SENTINEL not in repr(c) for c in fixture_connectors().values())
 
 
 @pytest.mark.parametrize(
@@ -164,23 +146,16 @@ async def test_offset_pages_detect_a_server_ignoring_offset() -> None:
         await collect(fetch, 2)
 
 
-# --- golden exposition ---------------------------------------------------------------------
-def golden_text() -> str:
-    config = make_config([{"vendor": "openint", "name": "oi", "token": "t"}])
-    result = PollResult(connectors=tuple(connections().values()), catalog=tuple(catalog().values()))
-    return render([golden_status(config.accounts[0], openint.STATES, result)])
-
-
-def test_golden() -> None:
-    text = golden_text()
-    assert_golden("openint.metrics.txt", text)
+# --- golden exposition (tests/vendors/test_contract.py compares it with the file) ----------
+def test_golden_catalog_status_and_no_timestamps_per_connector() -> None:
+    text = golden_text("openint")
     assert 'connector_catalog_status{account="oi",connector_id="twenty",status="alpha"' in text
     assert not any("timestamp" in line and "connector_id" in line for line in text.splitlines())
 
 
 # --- status_message: the vendor's reason, on the status page only --------------------------
 def test_status_message_kept_for_non_healthy_connections_only() -> None:
-    c = connections()
+    c = fixture_connectors()
     assert c["conn_gh_globex"].status_message == "Refresh token revoked"
     assert c["conn_plaid_globex"].status_message == "Upstream returned 500"
     assert c["conn_sf_acme"].status_message == ""  # "All good" on a healthy one: not kept
@@ -208,14 +183,11 @@ def test_status_message_sanitising(raw: Any, shown: str) -> None:
 
 
 def test_status_message_is_escaped_on_the_page_and_never_a_label() -> None:
-    account = make_config([{"vendor": "openint", "name": "oi", "token": "t"}]).accounts[0]
-    result = PollResult(connectors=tuple(connections().values()))
-    snapshot, _ = build_snapshot(account, openint.STATES, result, FIXED_NOW)
-    page = landing_page([status_of(snapshot)], FIXED_NOW + 60)
+    page = landing_page([fixture_status("openint")], FIXED_NOW + 60)
     assert "Refresh token revoked" in page and "Upstream returned 500" in page
     assert "&lt;b&gt;re-auth&lt;/b&gt; &amp; retry" in page and "<b>re-auth" not in page
     assert "All good" not in page
-    assert "Refresh token revoked" not in golden_text()  # /metrics never carries it
+    assert "Refresh token revoked" not in golden_text("openint")  # /metrics never carries it
 
 
 # --- the simulator over real sockets -------------------------------------------------------
@@ -270,7 +242,7 @@ async def test_401_fails_the_poll_with_the_vendor_message(sim: Simulator) -> Non
 
 async def test_ignored_offset_stops_the_poll(sim: Simulator) -> None:
     sim.vendors["openint"].fault = Fault(mode="cursor_loop")
-    runner = runner_for(make_config([sim_account(sim, "openint", catalog=False)]))
+    runner = account_runner(sim_account(sim, "openint", catalog=False))
     original = openint.PAGE_SIZE
     openint.PAGE_SIZE = 2
     try:
@@ -282,15 +254,10 @@ async def test_ignored_offset_stops_the_poll(sim: Simulator) -> None:
     assert runner.status.requests == {"200": 2}
 
 
-async def test_control_api_health_and_delete(sim: Simulator) -> None:
+async def test_control_api_delete(sim: Simulator) -> None:
+    # (setting each health through the control API is in tests/vendors/test_contract.py)
     base = f"http://127.0.0.1:{sim.port}/_control/openint/connectors"
     async with httpx.AsyncClient() as client:
-        for health in openint_sim.OpenintSim.healths:
-            r = await client.post(f"{base}/conn_sf_acme/health", json={"health": health})
-            assert r.status_code == 200
-            _, snap = await polled(sim, "openint", catalog=False)
-            got = {c.connector_id: c.health for c in snap.connectors}
-            assert got["conn_sf_acme"] == Health(health)
         assert (await client.delete(f"{base}/conn_sf_acme")).status_code == 204
     _, snap = await polled(sim, "openint", catalog=False)
     assert "conn_sf_acme" not in {c.connector_id for c in snap.connectors}
@@ -310,33 +277,7 @@ async def test_status_message_from_the_simulator_reaches_the_page_escaped(sim: S
     assert "Refresh failed" not in render([runner.status])
 
 
-# --- secrets ------------------------------------------------------------------------------
-async def test_sentinels_never_leak(sim: Simulator) -> None:
-    token = "SENTINEL-openint-token-a91f"
-    stream = io.StringIO()
-    logs.configure("debug", "json", stream=stream)
-    vsim = sim.vendors["openint"]
-    vsim.token = token  # type: ignore[attr-defined]
-    for connection in vsim.connectors.values():
-        connection["settings"] = {"oauth": {"credentials": {"access_token": SENTINEL}}}
-        connection["status_message"] = "ok"
-    runner = runner_for(make_config([sim_account(sim, "openint", token=token)]))
-    errors: list[str] = []
-    try:
-        assert await runner.poll()
-        good = render([runner.status])
-        for mode in ("error", "unauthorized", "html", "malformed"):
-            vsim.fault = Fault(mode=mode, status=503)
-            assert not await runner.poll()
-            errors.append(runner.status.last_error)
-    finally:
-        await runner.aclose()
-    text = render([runner.status])
-    assert 'connector_id="conn_sf_acme"' in text
-    for blob in (good, text, stream.getvalue(), *errors):
-        assert SENTINEL not in blob and token not in blob
-
-
+# --- secrets (the sweep over faults is tests/vendors/test_contract.py's) ---------------------
 async def test_a_vendor_echoing_the_token_is_redacted() -> None:
     token = "SENTINEL-openint-echo-0d2e"
 
@@ -350,7 +291,7 @@ async def test_a_vendor_echoing_the_token_is_redacted() -> None:
     logs.configure("debug", "json", stream=stream)
     async with served(app) as url:
         account = {"vendor": "openint", "name": "a", "token": token, "base_url": url}
-        runner = runner_for(make_config([account]))
+        runner = account_runner(account)
         assert not await runner.poll()
         await runner.aclose()
     assert "token [REDACTED] is not allowed" in runner.status.last_error  # the whole header
@@ -368,9 +309,11 @@ def read_any(data: Any) -> PollResult:
 
 
 def plant_served_secret(sim: VendorSim, value: str) -> None:
-    """Connection `settings` holding OAuth tokens (for tests/reliability/test_secrets.py)."""
+    """Connection `settings` holding OAuth tokens, beside a status message (for the secrets
+    tests: tests/reliability/test_secrets.py, tests/vendors/test_contract.py)."""
     for c in sim.connectors.values():
         c["settings"] = {"oauth": {"credentials": {"access_token": value}}}
+        c["status_message"] = "ok"
 
 
 # --- webhooks: OpenInt's events, and what the tests over every vendor need ----------------

@@ -4,61 +4,64 @@ exposition, and credential `data` that never leaves the vendor's JSON."""
 from __future__ import annotations
 
 import functools
-import io
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from exporter import logs
 from exporter.errors import BadResponse
 from exporter.model import Connector, Health, PollResult
 from exporter.simulator import Simulator
 from exporter.simulator import versori as versori_sim
 from exporter.simulator.base import Fault, VendorSim
 from exporter.vendors import versori
-from tests.conftest import (
-    assert_golden,
-    fixture_json,
-    golden_status,
-    make_config,
-    poll_once,
-    render,
-    runner_for,
-    sim_account,
-)
+from tests.conftest import fixture_json, poll_once
 from tests.simulator import schemas as simulated
-from tests.vendors.helpers import polled, polled_alone
+from tests.vendors.helpers import golden_text, polled, polled_alone
 
 SENTINEL = "SENTINEL-SECRET-3f9c1a"  # every credential's `data` in the fixture holds it
 ORG = "01HFIXTUREORG000000000000"
 
 
-def connections() -> dict[str, Connector]:
+# --- what tests/vendors/test_contract.py expects of the fixtures ---------------------------
+HEALTHS = {
+    "conn_sf_prod": Health.HEALTHY,
+    "conn_sf_eu": Health.RELINK_NEEDED,  # credential errors non-empty
+    "conn_sf_sandbox": Health.HEALTHY,  # expiresAt in the past: a deletion time, not a fault
+    "conn_sf_both": Health.RELINK_NEEDED,  # invalid wins over an error message
+    "conn_shop": Health.DEGRADED,  # warning message
+    "conn_ns": Health.BROKEN,  # error message on the embedded scheme
+    "conn_shared": Health.BROKEN,  # error message on the connector's copy of the scheme
+    "conn_hs": Health.HEALTHY,  # info message
+    "conn_slack": Health.HEALTHY,
+    "conn_slack_null": Health.HEALTHY,
+    "conn_hook": Health.HEALTHY,  # no credentials at all
+}
+IDENTITIES = {"conn_sf_prod": ("Salesforce prod", "Salesforce", ORG, "")}
+FIELDS = {
+    "conn_sf_eu": {"relink_needed": True},
+    "conn_sf_both": {"relink_needed": True},
+    "conn_ns": {"relink_needed": False},  # an error message on the scheme is no relink
+}
+GOLDEN_ACCOUNT = {"vendor": "versori", "name": "platform", "token": "t", "organisation_id": ORG}
+# Its connector carries an error message: a healthy connection must detach from it.
+CONTROL_CONNECTOR = "conn_netsuite"
+# Failing polls for the contract's secrets test, a 429 with Retry-After: 0 among them.
+SECRET_FAULTS = tuple(
+    Fault(mode=mode, status=500, retry_after="0")
+    for mode in ("error", "rate_limit", "unauthorized", "malformed")
+)
+
+
+def fixture_connectors() -> dict[str, Connector]:
     items, cursor = versori.parse_page(fixture_json("versori", "connectors.json"))
     assert cursor is None  # `next: ""` ends the listing
     return {c.connector_id: c for c in versori.translate(items, ORG)}
 
 
-def test_every_health_rule_of_the_spec_row() -> None:
-    assert {cid: c.health for cid, c in connections().items()} == {
-        "conn_sf_prod": Health.HEALTHY,
-        "conn_sf_eu": Health.RELINK_NEEDED,  # credential errors non-empty
-        "conn_sf_sandbox": Health.HEALTHY,  # expiresAt in the past: a deletion time, not a fault
-        "conn_sf_both": Health.RELINK_NEEDED,  # invalid wins over an error message
-        "conn_shop": Health.DEGRADED,  # warning message
-        "conn_ns": Health.BROKEN,  # error message on the embedded scheme
-        "conn_shared": Health.BROKEN,  # error message on the connector's copy of the scheme
-        "conn_hs": Health.HEALTHY,  # info message
-        "conn_slack": Health.HEALTHY,
-        "conn_slack_null": Health.HEALTHY,
-        "conn_hook": Health.HEALTHY,  # no credentials at all
-    }
-
-
 def test_setup_state_valid_invalid_unvalidated() -> None:
-    assert {cid: c.setup_state for cid, c in connections().items()} == {
+    assert {cid: c.setup_state for cid, c in fixture_connectors().items()} == {
         "conn_sf_prod": "valid",
         "conn_sf_eu": "invalid",
         "conn_sf_sandbox": "valid",  # expired, but its errors are empty
@@ -73,22 +76,13 @@ def test_setup_state_valid_invalid_unvalidated() -> None:
     }
 
 
-def test_identity_and_relink_gauge() -> None:
-    c = connections()
-    prod = c["conn_sf_prod"]
-    assert (prod.name, prod.integration, prod.group, prod.end_user) == (
-        "Salesforce prod",
-        "Salesforce",
-        ORG,
-        "",
-    )
-    assert c["conn_sf_eu"].relink_needed and c["conn_sf_both"].relink_needed
-    assert not c["conn_ns"].relink_needed and not any(x.paused for x in c.values())
+def test_nothing_is_paused() -> None:
+    assert not any(x.paused for x in fixture_connectors().values())
 
 
 def test_expires_at_is_a_deletion_time_not_an_expiry_or_relink() -> None:
     """connect-v1-openapi.yaml: `expiresAt` is when the credential is deleted automatically."""
-    c = connections()
+    c = fixture_connectors()
     assert all(x.credential_expiry is None for x in c.values())
     sandbox = c["conn_sf_sandbox"]  # expiresAt two hours before FIXED_NOW, errors empty
     assert (sandbox.health, sandbox.relink_needed) == (Health.HEALTHY, False)
@@ -96,14 +90,14 @@ def test_expires_at_is_a_deletion_time_not_an_expiry_or_relink() -> None:
 
 def test_absent_errors_are_unvalidated_but_never_a_fault() -> None:
     """Versori's Go server omits an empty `errors` list: absent is how most valid ones arrive."""
-    c = connections()
+    c = fixture_connectors()
     for cid in ("conn_slack", "conn_slack_null", "conn_hook"):
         assert c[cid].setup_state == "unvalidated"
         assert (c[cid].health, c[cid].relink_needed) == (Health.HEALTHY, False)
 
 
 def test_credential_data_is_never_carried() -> None:
-    assert all(SENTINEL not in repr(c) for c in connections().values())
+    assert all(SENTINEL not in repr(c) for c in fixture_connectors().values())
 
 
 # a page without its list is a bad response, not an empty listing
@@ -125,18 +119,9 @@ def test_parse_page_cursor(data: dict[str, Any], cursor: str | None) -> None:
     assert versori.parse_page(data) == ([], cursor)
 
 
-# --- golden exposition ---------------------------------------------------------------------
-def golden_text() -> str:
-    config = make_config(
-        [{"vendor": "versori", "name": "platform", "token": "t", "organisation_id": ORG}]
-    )
-    result = PollResult(connectors=tuple(connections().values()))
-    return render([golden_status(config.accounts[0], versori.STATES, result)])
-
-
-def test_golden() -> None:
-    text = golden_text()
-    assert_golden("versori.metrics.txt", text)
+# --- golden exposition (tests/vendors/test_contract.py compares it with the file) ----------
+def test_golden_has_no_catalog_or_sync_state() -> None:
+    text = golden_text("versori")
     assert "connector_catalog_status{" not in text and "connector_sync_state{" not in text
 
 
@@ -185,47 +170,6 @@ async def test_cursor_loop_stops_the_poll(sim: Simulator, monkeypatch: pytest.Mo
     assert not ok and "cursor it had returned before" in runner.status.last_error
 
 
-async def test_control_api_health_per_connection(sim: Simulator) -> None:
-    base = f"http://127.0.0.1:{sim.port}/_control/versori/connectors"
-    async with httpx.AsyncClient() as client:
-        for health in versori_sim.VersoriSim.healths:
-            # conn_netsuite's connector carries an error message: healthy must detach from it
-            r = await client.post(f"{base}/conn_netsuite/health", json={"health": health})
-            assert r.status_code == 200
-            _, snap = await polled(sim, "versori")
-            got = {c.connector_id: c.health for c in snap.connectors}
-            assert got["conn_netsuite"] == Health(health)
-            assert got["conn_sf_prod"] == Health.HEALTHY
-
-
-# --- secrets ------------------------------------------------------------------------------
-async def test_sentinels_never_leak(sim: Simulator) -> None:
-    token = "SENTINEL-versori-token-c4d2"
-    stream = io.StringIO()
-    logs.configure("debug", "json", stream=stream)
-    vsim = sim.vendors["versori"]
-    vsim.token = token  # type: ignore[attr-defined]
-    for connection in vsim.connectors.values():
-        for group in ("action", "trigger"):
-            for use in connection["credentials"][group]:
-                use["credential"]["data"] = {"accessToken": SENTINEL, "nested": [SENTINEL]}
-    runner = runner_for(make_config([sim_account(sim, "versori", token=token)]))
-    errors: list[str] = []
-    try:
-        assert await runner.poll()
-        good = render([runner.status])
-        for mode in ("error", "rate_limit", "unauthorized", "malformed"):
-            vsim.fault = Fault(mode=mode, status=500, retry_after="0")
-            assert not await runner.poll()
-            errors.append(runner.status.last_error)
-    finally:
-        await runner.aclose()
-    text = render([runner.status])
-    assert 'connector_id="conn_sf_prod"' in text
-    for blob in (good, text, stream.getvalue(), *errors):
-        assert SENTINEL not in blob and token not in blob
-
-
 # --- for the property tests over every vendor ---------------------------------------------
 FUZZ_FIXTURES = ["connectors.json"]
 
@@ -237,11 +181,12 @@ def read_any(data: Any) -> PollResult:
 
 
 def plant_served_secret(sim: VendorSim, value: str) -> None:
-    """Credential `data` on every connection (for tests/reliability/test_secrets.py)."""
+    """Credential `data` on every connection, nested too (for the secrets tests:
+    tests/reliability/test_secrets.py, tests/vendors/test_contract.py)."""
     for c in sim.connectors.values():
         for group in ("action", "trigger"):
             for use in c["credentials"].get(group, []):
-                use["credential"]["data"] = {"accessToken": value}
+                use["credential"]["data"] = {"accessToken": value, "nested": [value]}
 
 
 # --- webhooks: Versori documents none -------------------------------------------------------
