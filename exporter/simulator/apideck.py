@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -45,10 +45,10 @@ EMPTY_CONSUMERS = ("hooli",)
 DELETED_CONSUMER = "deleted-consumer"
 
 
-def error(status: int, message: str, detail: str = "") -> web.Response:
+def error_body(status: int, message: str, detail: str = "") -> dict[str, Any]:
     """Apideck's error envelope: {status_code, error, type_name, message, detail}."""
     reason, type_name = _REASONS.get(status, ("Internal Server Error", "ServerError"))
-    body = {
+    return {
         "status_code": status,
         "error": reason,
         "type_name": type_name,
@@ -56,7 +56,10 @@ def error(status: int, message: str, detail: str = "") -> web.Response:
         "detail": detail or message,
         "ref": f"https://developers.apideck.com/errors#{type_name.lower()}",
     }
-    return web.json_response(body, status=status)
+
+
+def error(status: int, message: str, detail: str = "") -> web.Response:
+    return web.json_response(error_body(status, message, detail), status=status)
 
 
 def ms(value: Any) -> int:
@@ -248,14 +251,15 @@ class ApideckSim(VendorSim):
             and request.headers.get("x-apideck-app-id") == self.app_id
         )
 
-    def unauthorized(self) -> web.Response:
-        return error(401, "Unauthorized Request", "Missing or invalid API key or application id")
+    unauthorized_body: ClassVar[Mapping[str, Any]] = error_body(
+        401, "Unauthorized Request", "Missing or invalid API key or application id"
+    )
 
     page_size = PageSize(
         "limit",
         DEFAULT_LIMIT,
         MAX_LIMIT,
-        lambda: error(400, "Invalid Params", "limit must be between 1 and 200"),
+        error_body(400, "Invalid Params", "limit must be between 1 and 200"),
     )
 
     def add_routes(self, app: web.Application, prefix: str) -> None:

@@ -9,7 +9,7 @@ import copy
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -118,8 +118,12 @@ class PageSize:
     param: str
     default: int
     maximum: int
-    invalid: Callable[[], web.Response]  # the vendor's own answer to a size out of bounds
+    error: Mapping[str, Any]  # the vendor's own error body for a size out of bounds
+    status: int = 400
     minimum: int = 1
+
+    def invalid(self) -> web.Response:
+        return web.json_response(self.error, status=self.status)
 
 
 # Where guard() leaves the request's fault for finish() (aiohttp requests are mappings).
@@ -141,6 +145,7 @@ class VendorSim(ABC):
     # health).
     story: ClassVar[tuple[tuple[str, str, str], ...]] = ()
     page_size: ClassVar[PageSize]
+    unauthorized_body: ClassVar[Mapping[str, Any]]  # the vendor's own 401 body
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -197,8 +202,8 @@ class VendorSim(ABC):
     @abstractmethod
     def authorized(self, request: web.Request) -> bool: ...
 
-    @abstractmethod
-    def unauthorized(self) -> web.Response: ...
+    def unauthorized(self) -> web.Response:
+        return web.json_response(self.unauthorized_body, status=401)
 
     @abstractmethod
     def add_routes(self, app: web.Application, prefix: str) -> None: ...

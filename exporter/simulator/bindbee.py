@@ -4,6 +4,7 @@ schema (tests/schemas/bindbee_connectors.json)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -118,25 +119,22 @@ class BindbeeSim(VendorSim):
     def authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.token}"
 
-    def unauthorized(self) -> web.Response:
-        return web.json_response({"detail": "Invalid or expired token"}, status=401)
+    unauthorized_body: ClassVar[Mapping[str, Any]] = {"detail": "Invalid or expired token"}
 
     page_size = PageSize(
         "page_size",
         DEFAULT_PAGE_SIZE,
         MAX_PAGE_SIZE,
-        lambda: web.json_response(
-            {
-                "detail": [
-                    {
-                        "loc": ["query", "page_size"],
-                        "msg": "Input should be less than or equal to 200",
-                        "type": "less_than_equal",
-                    }
-                ]
-            },
-            status=422,
-        ),
+        {
+            "detail": [
+                {
+                    "loc": ["query", "page_size"],
+                    "msg": "Input should be less than or equal to 200",
+                    "type": "less_than_equal",
+                }
+            ]
+        },
+        status=422,
     )
 
     def add_routes(self, app: web.Application, prefix: str) -> None:

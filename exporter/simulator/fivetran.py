@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -173,18 +174,16 @@ class FivetranSim(VendorSim):
             return False
         return pair == f"{self.api_key}:{self.api_secret}"
 
-    def unauthorized(self) -> web.Response:
-        return web.json_response(
-            {"code": "AuthFailed", "message": "Missing or invalid API key or secret"}, status=401
-        )
+    unauthorized_body: ClassVar[Mapping[str, Any]] = {
+        "code": "AuthFailed",
+        "message": "Missing or invalid API key or secret",
+    }
 
     page_size = PageSize(
         "limit",
         DEFAULT_LIMIT,
         MAX_LIMIT,
-        lambda: web.json_response(
-            {"code": "InvalidInput", "message": "limit must be in 1..1000"}, status=400
-        ),
+        {"code": "InvalidInput", "message": "limit must be in 1..1000"},
     )
 
     def add_routes(self, app: web.Application, prefix: str) -> None:

@@ -9,6 +9,7 @@ page, not of the catalog. Pages validate against tests/schemas/openint_*.json.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -163,19 +164,16 @@ class OpenintSim(VendorSim):
     def authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.token}"
 
-    def unauthorized(self) -> web.Response:
-        return web.json_response(
-            {"code": "UNAUTHORIZED", "message": "Invalid API key or token"}, status=401
-        )
+    unauthorized_body: ClassVar[Mapping[str, Any]] = {
+        "code": "UNAUTHORIZED",
+        "message": "Invalid API key or token",
+    }
 
     page_size = PageSize(
         "limit",
         DEFAULT_LIMIT,
         MAX_LIMIT,
-        lambda: web.json_response(
-            {"code": "BAD_REQUEST", "message": "limit must be 0..3000 and offset >= 0"},
-            status=400,
-        ),
+        {"code": "BAD_REQUEST", "message": "limit must be 0..3000 and offset >= 0"},
         minimum=0,
     )
 

@@ -10,6 +10,7 @@ config's `validationMessages` come from validating it when it was saved.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -318,16 +319,16 @@ class VersoriSim(VendorSim):
     def authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.token}"
 
-    def unauthorized(self) -> web.Response:
-        return web.json_response(
-            {"code": 401, "message": "unauthorized: invalid API key"}, status=401
-        )
+    unauthorized_body: ClassVar[Mapping[str, Any]] = {
+        "code": 401,
+        "message": "unauthorized: invalid API key",
+    }
 
     page_size = PageSize(
         "first",
         DEFAULT_FIRST,
         MAX_FIRST,
-        lambda: web.json_response({"code": 400, "message": "first must be 1..100"}, status=400),
+        {"code": 400, "message": "first must be 1..100"},
     )
 
     def add_routes(self, app: web.Application, prefix: str) -> None:
