@@ -231,6 +231,9 @@ SLOW = (
     "tests/test_config.py::test_check_config_from_environment_and_missing",
     "tests/test_config.py::test_run_rejects_invalid_config_with_exit_2",
     "tests/test_config.py::test_version",
+    # timing: a wall-clock second to cross, a Retry-After to wait out
+    "tests/test_ages.py::test_rendering_ahead_prepares_the_next_scrapes_second_and_changes_no_byte",
+    "tests/vendors/test_apideck.py::test_one_429_pauses_every_detail_request_until_its_retry_after",
 )
 
 
