@@ -22,14 +22,12 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from exporter.simulator import fleets
-from exporter.simulator.base import At, Fault, PageSize, VendorSim, iso, json_body
+from exporter.simulator.base import DAY, HOUR, At, Fault, PageSize, VendorSim, iso, json_body
 
 API_KEY = "sim-apideck-key"
 APP_ID = "sim-app"
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 20
-HOUR = 3600.0
-DAY = 24 * HOUR
 
 _REASONS = {
     400: ("Bad Request", "RequestValidationError"),

@@ -74,6 +74,10 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+HOUR = 3600.0
+DAY = 24 * HOUR
+
+
 @dataclass(frozen=True)
 class At:
     """In a table of field values: the timestamp `offset` seconds from the fleet's `now`."""

@@ -10,13 +10,12 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from exporter.simulator import fleets
-from exporter.simulator.base import At, PageSize, VendorSim, iso, json_body
+from exporter.simulator.base import HOUR, At, PageSize, VendorSim, iso, json_body
 
 TOKEN = "sim-token"  # noqa: S105 - the simulator's public demo credential
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
 CATEGORIES = ("hris", "ats", "lms")
-HOUR = 3600.0
 _NS = uuid.UUID("0b1e5a6e-3c52-4a4e-9a39-6a1f2b7c5d10")
 # Only the HRIS listing carries these (HrisConnectorResponse); `sync_progress` is how far a
 # running sync has got, in percent.

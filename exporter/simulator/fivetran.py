@@ -11,13 +11,12 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from exporter.simulator import fleets
-from exporter.simulator.base import At, PageSize, VendorSim, iso, json_body
+from exporter.simulator.base import HOUR, At, PageSize, VendorSim, iso, json_body
 
 API_KEY = "sim-key"
 API_SECRET = "sim-secret"  # noqa: S105 - the simulator's public demo credential
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
-HOUR = 3600.0
 
 
 # Timestamps a connection may not have (never synced, never failed, nothing rescheduled): the

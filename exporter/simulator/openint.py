@@ -16,6 +16,8 @@ from aiohttp import web
 
 from exporter.simulator import fleets
 from exporter.simulator.base import (
+    DAY,
+    HOUR,
     PAGING_FAULTS,
     At,
     Fault,
@@ -29,8 +31,6 @@ from exporter.simulator.base import (
 TOKEN = "sim-openint-token"  # noqa: S105 - the simulator's published demo credential
 MAX_LIMIT = 3000  # seed: "Required range: 0 <= x <= 3000"
 DEFAULT_LIMIT = 50
-HOUR = 3600.0
-DAY = 24 * HOUR
 
 
 def catalog_entry(name: str, display: str, stage: str, auth_type: str) -> dict[str, Any]:

@@ -16,14 +16,12 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from exporter.simulator import fleets
-from exporter.simulator.base import PageSize, VendorSim, iso, json_body
+from exporter.simulator.base import DAY, HOUR, PageSize, VendorSim, iso, json_body
 
 TOKEN = "sim-versori-token"  # noqa: S105 - the simulator's published demo credential
 ORGANISATION_ID = "01HSIMORG0000000000000000"
 MAX_FIRST = 100
 DEFAULT_FIRST = 20
-HOUR = 3600.0
-DAY = 24 * HOUR
 ABSENT = object()  # a credential whose `errors` key is left out: never validated
 
 

@@ -184,7 +184,7 @@ class OpenintAdapter(BearerToken, CatalogAdapter[OpenintAccount]):
     async def _pages(self, path: str) -> AsyncIterator[list[Any]]:
         async def fetch(offset: int) -> tuple[list[Any], int | None]:
             params = {"limit": PAGE_SIZE, "offset": offset}
-            return parse_page(await self.api.get_json(path, params))
+            return parse_page(await self.get(path, params))
 
         async for items in offset_pages(fetch, PAGE_SIZE):
             yield items

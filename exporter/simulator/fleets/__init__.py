@@ -14,9 +14,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from exporter.simulator.base import At, resolve
-
-HOUR = 3600.0
+from exporter.simulator.base import DAY, HOUR, At, resolve
 
 
 class _FleetLoader(yaml.SafeLoader):
@@ -35,7 +33,7 @@ def _offset(unit: float) -> Callable[[yaml.SafeLoader, yaml.Node], At]:
 
 
 _FleetLoader.add_constructor("!hours", _offset(HOUR))
-_FleetLoader.add_constructor("!days", _offset(24 * HOUR))
+_FleetLoader.add_constructor("!days", _offset(DAY))
 
 
 @functools.cache
