@@ -70,7 +70,10 @@ def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def growth(samples: list[float]) -> tuple[float, float]:
-    """Median of the first and of the last quarter of `samples` (after the caller's warm-up)."""
+def growth(
+    samples: list[float], statistic: Callable[[list[float]], float] = statistics.median
+) -> tuple[float, float]:
+    """`statistic` of the first and of the last quarter of `samples` (after the caller's
+    warm-up)."""
     quarter = max(1, len(samples) // 4)
-    return statistics.median(samples[:quarter]), statistics.median(samples[-quarter:])
+    return statistic(samples[:quarter]), statistic(samples[-quarter:])
