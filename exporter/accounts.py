@@ -17,11 +17,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     SecretStr,
+    TypeAdapter,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 MAX_DURATION_SECONDS = 7 * 86400.0
@@ -171,8 +175,52 @@ class CatalogAndConnections(AccountBase):
     catalog: bool = True
     connections: bool = True
 
-    @model_validator(mode="after")
-    def _something_to_poll(self) -> CatalogAndConnections:
-        if not (self.catalog or self.connections):
-            raise ValueError("catalog and connections are both false: nothing to poll")
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _something_to_poll(
+        cls, data: Any, handler: ModelWrapValidatorHandler[CatalogAndConnections]
+    ) -> CatalogAndConnections:
+        # Judged on the raw keys around the field validation, not after it: an error in another
+        # field of the account must not hide this one (check-config lists all in one pass).
+        nothing = isinstance(data, dict) and not any(
+            _lax_bool(data.get(key, True)) for key in ("catalog", "connections")
+        )
+        error = InitErrorDetails(
+            type=PydanticCustomError(
+                "nothing_to_poll", "catalog and connections are both false: nothing to poll"
+            ),
+            loc=(),
+            # the two keys only: the account's other keys hold its secrets
+            input={key: data[key] for key in ("catalog", "connections") if key in data}
+            if isinstance(data, dict)
+            else None,
+        )
+        try:
+            account = handler(data)
+        except ValidationError as err:
+            if not nothing:
+                raise
+            # Every field error is pydantic's own type (account fields raise no custom ones),
+            # so each can be rebuilt from its type, location, input and context.
+            errors = [
+                InitErrorDetails(type=e["type"], loc=e["loc"], input=e["input"], ctx=e["ctx"])
+                if "ctx" in e
+                else InitErrorDetails(type=e["type"], loc=e["loc"], input=e["input"])
+                for e in err.errors()
+            ]
+            raise ValidationError.from_exception_data(err.title, [*errors, error]) from None
+        if nothing:
+            raise ValidationError.from_exception_data(cls.__name__, [error])
+        return account
+
+
+_BOOL: TypeAdapter[bool] = TypeAdapter(bool)
+
+
+def _lax_bool(value: object) -> bool:
+    """`value` as the bool field will read it; a value it will refuse counts as true (that
+    field's own error is reported instead)."""
+    try:
+        return _BOOL.validate_python(value)
+    except ValidationError:
+        return True

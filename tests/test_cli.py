@@ -138,10 +138,16 @@ def test_help_texts_name_defaults_and_forms() -> None:
 
 # --- check-config: one pass -------------------------------------------------------------
 # A vendor with two listings that an account may switch both off (the first the registry has),
-# polled with its simulator's account: only the two switches are wrong with it.
+# polled with its simulator's account, but both switches off and a field error besides: the
+# field error must not hide the check across the two switches.
 BOTH_OFF = next(v for v, s in REGISTRY.items() if issubclass(s.account, CatalogAndConnections))
 NOTHING_TO_POLL = json.dumps(
-    {**SPECS[BOTH_OFF].account("http://127.0.0.1:9"), "catalog": False, "connections": False}
+    {
+        **SPECS[BOTH_OFF].account("http://127.0.0.1:9"),
+        "base_url": "ftp://127.0.0.1:9",
+        "catalog": False,
+        "connections": "off",
+    }
 )
 ONE_PASS = f"""
 pol_interval: 5m
@@ -168,7 +174,7 @@ def test_check_config_lists_field_and_cross_account_problems_in_one_pass(tmp_pat
     result = cli("check-config", "--config", str(path))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = [line.strip() for line in result.stderr.strip().splitlines()]
-    assert lines[0] == f"{path}: invalid configuration (9 problems):"
+    assert lines[0] == f"{path}: invalid configuration (10 problems):"
     bindbee = REGISTRY["bindbee"]
     assert lines[1:] == [
         "max_retries: Input should be less than or equal to 10",
@@ -179,6 +185,7 @@ def test_check_config_lists_field_and_cross_account_problems_in_one_pass(tmp_pat
         "accounts[2].tokn: unknown key (did you mean 'token'?)",
         # account 2 has a field error, and the duplicate of its name is still found
         "accounts[3].name: duplicate account name 'hr' for vendor bindbee",
+        "accounts[4].base_url: must be an http:// or https:// URL",
         "accounts[4]: catalog and connections are both false: nothing to poll",
         f"accounts[5].poll_interval: must be at least 1m for bindbee: {bindbee.rate_limit};"
         " only loopback base_url (simulators, tests) may poll faster",
