@@ -22,7 +22,8 @@ from collections.abc import Iterable, Iterator
 from isal import isal_zlib
 
 LEVEL = 1  # ISA-L level 1: as fast as level 0 on /metrics text and ~45% smaller
-INFLATE_PART_BYTES = 1024 * 1024  # what a plain scrape inflates at a time
+# What a plain scrape inflates at a time: each concurrent plain scrape holds one part.
+INFLATE_PART_BYTES = 256 * 1024
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, no mtime, OS unknown
 FINAL_BLOCK = b"\x03\x00"  # an empty fixed-Huffman block with BFINAL set
 GZIP_OVERHEAD = len(GZIP_HEADER) + len(FINAL_BLOCK) + 8

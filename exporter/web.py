@@ -37,6 +37,10 @@ SWEEP_SECONDS = 1.0
 # 30 s and shows when it was generated), by one render at a time:
 # a hundred clients reloading it cost one render, and the event loop stays free for probes.
 PAGE_CACHE_SECONDS = 5.0
+# A response is written this much at a time. A client reading slower than we write leaves the
+# unsent rest of a write in the transport's buffer, copied (asyncio's socket transport copies
+# it, twice on the way); written whole, a 1 MiB chunk cost each of twenty slow clients ~2 MiB.
+WRITE_BYTES = 64 * 1024
 
 
 def connection_limit() -> int:
@@ -219,8 +223,9 @@ async def _send(request: web.Request, headers: dict[str, str], body: Body) -> we
         chunk = await asyncio.to_thread(next, chunks, None) if body.inflates else next(chunks, None)
         if chunk is None:
             break
-        if chunk:
-            await response.write(chunk)
+        view = memoryview(chunk)
+        for start in range(0, len(view), WRITE_BYTES):
+            await response.write(view[start : start + WRITE_BYTES])
     await response.write_eof()
     return response
 
