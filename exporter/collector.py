@@ -445,8 +445,9 @@ class Exposition:
 def coalesce(parts: Iterable[bytes], size: int = COALESCE_BYTES) -> Iterator[bytes]:
     """`parts` joined into chunks of at least `size` bytes (the last may be shorter).
 
-    Each chunk is one socket write (and, for a body that inflates, one worker-thread hop): 500
-    small accounts are ~10,000 pieces, which written one by one cost more than the scrape.
+    Each chunk is one pass of the writer (and, for a body that inflates, one worker-thread
+    hop): 500 small accounts are ~10,000 pieces, which written one by one cost more than the
+    scrape.
     """
     pending: list[bytes] = []
     held = 0
