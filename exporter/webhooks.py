@@ -15,7 +15,6 @@ import json
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
@@ -110,13 +109,6 @@ class SeenEvents:
 
     def __len__(self) -> int:
         return len(self._keys)
-
-
-@dataclass
-class WebhookStats:
-    """Answers by (vendor, account, result); keys are configured accounts or UNKNOWN only."""
-
-    answers: Counter[tuple[str, str, str]]
 
 
 class WebhookCollector(Collector):
